@@ -1,0 +1,247 @@
+//! Data-collection policies: smooth random actions (Ornstein-Uhlenbeck), a scripted goal-seeking
+//! policy that works for every scene's action type, and zero actions.
+//!
+//! The scripted policy decides where the agent should move (behind the goal body, so that moving
+//! on pushes it to the goal region, going around it when on the wrong side), turns that into a
+//! desired velocity of the agent, and maps the velocity to the scene's channels: forces (push),
+//! impulses (bounce) or joint velocities through a damped least-squares inverse of the arm's
+//! Jacobian. It reads the true physics state; it exists to make contact-rich data. Policies that
+//! see frames only belong to planning and evaluation.
+
+use foresight::rng::Rng;
+use foresight::scene::{ActionTarget, Role};
+
+use crate::physics::SimWorld;
+
+/// The policies `foresight-sim datagen --policy` accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PolicyKind {
+    /// Smooth random actions (an Ornstein-Uhlenbeck process per channel).
+    Random,
+    /// Goal-seeking, contact-making, with a little OU noise.
+    Scripted,
+    /// All zeros.
+    Zero,
+}
+
+impl PolicyKind {
+    /// Name stored in the manifest.
+    pub fn name(self) -> &'static str {
+        match self {
+            PolicyKind::Random => "random",
+            PolicyKind::Scripted => "scripted",
+            PolicyKind::Zero => "zero",
+        }
+    }
+}
+
+/// A policy bound to one episode.
+pub struct Policy {
+    kind: PolicyKind,
+    rng: Rng,
+    ou: Vec<f32>,
+    /// Standard deviation of the OU noise added to scripted actions, as a fraction of the range.
+    noise: f32,
+    /// Scripted: a per-episode offset of the push point, for variety.
+    aim: f32,
+}
+
+type V3 = [f32; 3];
+
+fn sub(a: V3, b: V3) -> V3 {
+    [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
+}
+fn add(a: V3, b: V3) -> V3 {
+    [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
+}
+fn scale(a: V3, s: f32) -> V3 {
+    [a[0] * s, a[1] * s, a[2] * s]
+}
+fn dot(a: V3, b: V3) -> f32 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+fn cross(a: V3, b: V3) -> V3 {
+    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+}
+fn norm(a: V3) -> f32 {
+    dot(a, a).sqrt()
+}
+fn unit(a: V3) -> V3 {
+    scale(a, 1.0 / norm(a).max(1e-6))
+}
+
+impl Policy {
+    /// A policy seeded from the episode seed.
+    pub fn new(kind: PolicyKind, seed: u64, dim: usize) -> Self {
+        let mut rng = Rng::new(seed ^ 0x0070_6f6c_6963_79);
+        let aim = rng.range(-0.4, 0.4);
+        Policy { kind, rng, ou: vec![0.0; dim], noise: 0.1, aim }
+    }
+
+    /// Changes the noise of the scripted policy (fraction of each channel's range).
+    pub fn with_noise(mut self, noise: f32) -> Self {
+        self.noise = noise;
+        self
+    }
+
+    fn ou_step(&mut self, theta: f32, sigma: f32) {
+        for x in &mut self.ou {
+            *x += -theta * *x + sigma * self.rng.normal();
+        }
+    }
+
+    /// The action for the world's current state.
+    pub fn act(&mut self, world: &SimWorld) -> Vec<f32> {
+        let scene = world.scene().clone();
+        let dim = scene.actions.len();
+        match self.kind {
+            PolicyKind::Zero => vec![0.0; dim],
+            PolicyKind::Random => {
+                self.ou_step(0.15, 0.3);
+                scene.actions.iter().zip(&self.ou).map(|(ch, &x)| {
+                    let (mid, half) = ((ch.high + ch.low) / 2.0, (ch.high - ch.low) / 2.0);
+                    (mid + half * x).clamp(ch.low, ch.high)
+                }).collect()
+            }
+            PolicyKind::Scripted => {
+                let base = self.scripted(world);
+                self.ou_step(0.3, self.noise);
+                base.iter().zip(&scene.actions).zip(&self.ou).map(|((&a, ch), &n)| (a + n * (ch.high - ch.low) / 2.0).clamp(ch.low, ch.high)).collect()
+            }
+        }
+    }
+
+    /// Where the agent should be heading and the desired velocity of its driven point.
+    fn scripted(&mut self, world: &SimWorld) -> Vec<f32> {
+        let scene = world.scene();
+        let states = world.body_states();
+        let agent = world.agent_body();
+        let p_agent = states[agent].position;
+        // The body to push and where to: the goal's, else the nearest object towards the centre.
+        let (obj, target) = match scene.goal.as_ref().and_then(|g| Some((scene.body_index(&g.body)?, scene.region(&g.region)?.center))) {
+            Some(x) => x,
+            None => {
+                let obj = (0..states.len())
+                    .filter(|&i| scene.bodies[i].role == Role::Object)
+                    .min_by(|&a, &b| norm(sub(states[a].position, p_agent)).total_cmp(&norm(sub(states[b].position, p_agent))))
+                    .unwrap_or(agent);
+                (obj, scene.camera.look_at)
+            }
+        };
+        let desired_v = if obj == agent || scene.bodies[obj].role == Role::Agent {
+            scale(sub(target, p_agent), 2.0)
+        } else {
+            let p_obj = states[obj].position;
+            let mut to_goal = sub(target, p_obj);
+            // Push within the plane the camera sees.
+            let (_, _, fwd) = foresight::camera::PixelCamera::new(&scene.camera).basis();
+            to_goal = sub(to_goal, scale(fwd, dot(to_goal, fwd)));
+            let dir = unit(to_goal);
+            let side = unit(cross(fwd, dir));
+            let reach = scene.bodies[obj].shape.bounding_radius() + scene.bodies[agent].shape.bounding_radius();
+            let behind = add(sub(p_obj, scale(dir, reach + 0.1)), scale(side, self.aim * 0.3));
+            let rel = sub(p_agent, p_obj);
+            let along = dot(rel, dir);
+            let lateral = dot(rel, side);
+            let waypoint = if along > -0.5 * reach && lateral.abs() < 1.2 * reach {
+                // On the wrong side: go around the object.
+                add(p_obj, add(scale(side, 1.6 * reach * if lateral >= 0.0 { 1.0 } else { -1.0 }), scale(dir, -0.5 * reach)))
+            } else if norm(sub(p_agent, behind)) > 0.25 * reach {
+                behind
+            } else {
+                add(p_obj, scale(dir, reach))
+            };
+            let mut v = scale(sub(waypoint, p_agent), 3.0);
+            v = sub(v, scale(fwd, dot(v, fwd)));
+            let n = norm(v);
+            if n > 2.5 { scale(v, 2.5 / n) } else { v }
+        };
+        let lin = states[agent].linvel;
+        let mass = scene.bodies[agent].mass;
+        // Joint-space velocity for joint channels: damped least squares on the arm's Jacobian.
+        let joint_cmd = self.joint_velocities(world, p_agent, desired_v);
+        let impulse_due = self.rng.uniform() < 0.35;
+        scene
+            .actions
+            .iter()
+            .enumerate()
+            .map(|(c, ch)| match &ch.target {
+                ActionTarget::Force { direction, scale: s, .. } => {
+                    let f = scale(sub(desired_v, lin), 15.0 * mass);
+                    dot(f, unit(*direction)) / s
+                }
+                ActionTarget::Impulse { direction, scale: s, .. } => {
+                    if impulse_due {
+                        dot(scale(sub(desired_v, lin), mass), unit(*direction)) / s
+                    } else {
+                        0.0
+                    }
+                }
+                ActionTarget::JointVelocity { scale: s, .. } => joint_cmd.get(c).copied().unwrap_or(0.0) / s,
+            })
+            .collect()
+    }
+
+    /// For each action channel that drives a joint, the joint rate that moves `point` at `v`.
+    fn joint_velocities(&self, world: &SimWorld, point: V3, v: V3) -> Vec<f32> {
+        let scene = world.scene();
+        let chans: Vec<(usize, usize)> = scene
+            .actions
+            .iter()
+            .enumerate()
+            .filter_map(|(c, ch)| match &ch.target {
+                ActionTarget::JointVelocity { joint, .. } => scene.joints.iter().position(|j| &j.name == joint).map(|ji| (c, ji)),
+                _ => None,
+            })
+            .collect();
+        let mut out = vec![0.0; scene.actions.len()];
+        if chans.is_empty() {
+            return out;
+        }
+        // Columns of the 3×n Jacobian: axis × (point − anchor).
+        let cols: Vec<V3> = chans
+            .iter()
+            .map(|&(_, ji)| match (world.joint_anchor(ji), world.joint_axis(ji)) {
+                (Some(a), Some(ax)) => cross(ax, sub(point, a)),
+                _ => [0.0; 3],
+            })
+            .collect();
+        // q̇ = Jᵀ (J Jᵀ + λ² I)⁻¹ v
+        let mut m = [[0.0f32; 3]; 3];
+        for c in &cols {
+            for i in 0..3 {
+                for j in 0..3 {
+                    m[i][j] += c[i] * c[j];
+                }
+            }
+        }
+        for (i, row) in m.iter_mut().enumerate() {
+            row[i] += 0.05;
+        }
+        let y = solve3(m, v);
+        for (k, &(c, _)) in chans.iter().enumerate() {
+            out[c] = dot(cols[k], y);
+        }
+        out
+    }
+}
+
+/// Solves a 3×3 system by Cramer's rule (the matrix is symmetric positive definite here).
+fn solve3(m: [[f32; 3]; 3], b: V3) -> V3 {
+    let det = |m: [[f32; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0]) + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(m);
+    if d.abs() < 1e-12 {
+        return [0.0; 3];
+    }
+    let mut x = [0.0; 3];
+    for (k, xk) in x.iter_mut().enumerate() {
+        let mut mk = m;
+        for i in 0..3 {
+            mk[i][k] = b[i];
+        }
+        *xk = det(mk) / d;
+    }
+    x
+}

@@ -1,0 +1,371 @@
+//! Offscreen rendering of environments by Bevy, in lock-step with physics.
+//!
+//! Bevy runs headless (no window, no pipelined rendering, synchronous pipeline compilation) and is
+//! pumped by hand: the caller writes the bodies' poses, one `update()` renders them, the GPU (or
+//! Mesa's lavapipe on a CPU) is polled to completion and the pixels are read back at once, so frame
+//! t is exactly the state after action t-1.
+//!
+//! Throughput comes from drawing many environments in one view. With an orthographic camera the
+//! environments are laid side by side in the world, each in its own tile of one render target,
+//! and one camera sees the grid: one view and one readback for all of them (lavapipe pays about
+//! 3.3 ms per view, so a camera per environment stalls near 300 images/s). Each environment keeps
+//! its own rapier world; only the drawing is shared. Bodies whose centre leaves the view are
+//! hidden so that they never show in a neighbour's tile; the scenes keep bodies in view with walls.
+//! A perspective camera cannot be tiled this way and renders one environment per view.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bevy::app::{PluginsState, SubApps};
+use bevy::asset::RenderAssetUsages;
+use bevy::camera::{ImageRenderTarget, RenderTarget, ScalingMode};
+use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
+use bevy::prelude::*;
+use bevy::render::render_resource::{PollType, TextureFormat};
+use bevy::render::renderer::RenderDevice;
+use bevy::render::view::screenshot::{CapturedScreenshots, Screenshot};
+use bevy::render::{RenderApp, RenderPlugin};
+use bevy::window::ExitCondition;
+use foresight::camera::PixelCamera;
+use foresight::scene::{Colour, Projection, Scene, Shape};
+
+use crate::physics::{BodyState, SimWorld};
+
+/// Rendering could not start or a frame could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// No Vulkan driver (or no GPU) was found.
+    #[error(
+        "no GPU or Vulkan driver found ({0}). On a machine without a GPU install Mesa's software Vulkan: \
+         `apt-get install -y libvulkan1 mesa-vulkan-drivers` (the README's commands do this)"
+    )]
+    NoGpu(String),
+    /// Something went wrong inside Bevy.
+    #[error("rendering failed: {0}")]
+    Bevy(String),
+}
+
+/// Where the Vulkan loader looks for drivers.
+const ICD_DIRS: [&str; 4] = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d", "/usr/share/vulkan/implicit_layer.d"];
+
+/// Checks that a Vulkan loader and at least one driver are installed (Linux), so that a missing
+/// driver is reported with the packages to install instead of Bevy's panic.
+pub fn check_vulkan() -> Result<(), RenderError> {
+    if !cfg!(target_os = "linux") || std::env::var_os("VK_ICD_FILENAMES").is_some() || std::env::var_os("VK_DRIVER_FILES").is_some() {
+        return Ok(());
+    }
+    let loader = ["/usr/lib/x86_64-linux-gnu/libvulkan.so.1", "/usr/lib/aarch64-linux-gnu/libvulkan.so.1", "/usr/lib/libvulkan.so.1", "/usr/lib64/libvulkan.so.1", "/usr/local/lib/libvulkan.so.1"];
+    if !loader.iter().any(|p| std::path::Path::new(p).exists()) {
+        return Err(RenderError::NoGpu("the Vulkan loader libvulkan.so.1 is missing".into()));
+    }
+    let has_icd = ICD_DIRS[..3].iter().any(|d| {
+        std::fs::read_dir(d).map(|rd| rd.filter_map(|e| e.ok()).any(|e| e.path().extension().is_some_and(|x| x == "json"))).unwrap_or(false)
+    });
+    if !has_icd {
+        return Err(RenderError::NoGpu("no Vulkan driver manifest in /usr/share/vulkan/icd.d".into()));
+    }
+    Ok(())
+}
+
+/// The entities that draw one environment.
+struct Slot {
+    bodies: Vec<Entity>,
+    offset: Vec3,
+}
+
+/// Renders up to `slots()` environments of one scene per call.
+pub struct Renderer {
+    apps: SubApps,
+    target: Handle<Image>,
+    scene: Arc<Scene>,
+    slots: Vec<Slot>,
+    cols: usize,
+    rows: usize,
+    camera: PixelCamera,
+}
+
+/// A scene colour as a Bevy colour (sRGB).
+pub fn colour(c: Colour) -> Color {
+    Color::srgb_u8(c[0], c[1], c[2])
+}
+
+fn mesh_of(shape: &Shape) -> Mesh {
+    match shape {
+        Shape::Ball { radius } => Sphere::new(*radius).mesh().uv(32, 18),
+        Shape::Cuboid { half_extents: h } => Cuboid::new(2.0 * h[0], 2.0 * h[1], 2.0 * h[2]).into(),
+        Shape::Cylinder { half_height, radius } => Cylinder::new(*radius, 2.0 * half_height).mesh().resolution(32).into(),
+    }
+}
+
+fn v(a: [f32; 3]) -> Vec3 {
+    Vec3::from_array(a)
+}
+
+fn euler(deg: [f32; 3]) -> Quat {
+    Quat::from_euler(EulerRot::XYZ, deg[0].to_radians(), deg[1].to_radians(), deg[2].to_radians())
+}
+
+impl Renderer {
+    /// Starts a headless Bevy renderer for `scene` with room for `envs` environments (rounded to
+    /// a grid; perspective scenes get one).
+    pub fn new(scene: Arc<Scene>, envs: usize) -> Result<Self, RenderError> {
+        check_vulkan()?;
+        let ortho = matches!(scene.camera.projection, Projection::Orthographic { .. });
+        let envs = if ortho { envs.clamp(1, 256) } else { 1 };
+        let cols = (envs as f32).sqrt().ceil() as usize;
+        let rows = envs.div_ceil(cols);
+        let built = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| build_app()));
+        let mut apps = match built {
+            Ok(r) => r?,
+            Err(p) => {
+                let msg = p.downcast_ref::<String>().cloned().or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+                return Err(if msg.contains("GPU") { RenderError::NoGpu(msg) } else { RenderError::Bevy(msg) });
+            }
+        };
+        let (h, w) = scene.resolution();
+        let camera = PixelCamera::new(&scene.camera);
+        let world = apps.main.world_mut();
+        let mut image = Image::new_target_texture((w * cols) as u32, (h * rows) as u32, TextureFormat::Rgba8UnormSrgb, None);
+        image.asset_usage = RenderAssetUsages::RENDER_WORLD;
+        let target = world.resource_mut::<Assets<Image>>().add(image);
+
+        // One camera over the whole grid (orthographic), placed at the grid's centre.
+        let (right, up, _) = camera.basis();
+        let (right, up) = (v(right), v(up));
+        let (tile_w, tile_h) = camera.ortho_extent().unwrap_or((0.0, 0.0));
+        let offset = |i: usize| right * ((i % cols) as f32 * tile_w) - up * ((i / cols) as f32 * tile_h);
+        let centre = right * ((cols - 1) as f32 * tile_w / 2.0) - up * ((rows - 1) as f32 * tile_h / 2.0);
+        let projection = match scene.camera.projection {
+            Projection::Orthographic { height } => Projection3d::ortho(height * rows as f32, tile_w * cols as f32),
+            Projection::Perspective { fov_y_deg } => Projection3d::perspective(fov_y_deg),
+        };
+        let cam = &scene.camera;
+        world.spawn((
+            Camera3d::default(),
+            Camera { clear_color: ClearColorConfig::Custom(colour(scene.background)), ..default() },
+            RenderTarget::Image(ImageRenderTarget { handle: target.clone(), scale_factor: 1.0 }),
+            projection.into_bevy(),
+            Tonemapping::None,
+            DebandDither::Disabled,
+            Msaa::Off,
+            Transform::from_translation(v(cam.position) + centre).looking_at(v(cam.look_at) + centre, v(cam.up)),
+        ));
+
+        let assets = SceneAssets::new(world, &scene);
+        let slots = (0..cols * rows)
+            .map(|i| {
+                let offset = offset(i);
+                Slot { bodies: assets.spawn(world, &scene, offset), offset }
+            })
+            .collect();
+        let mut r = Renderer { apps, target, scene, slots, cols, rows, camera };
+        // Warm up: the first captures can come back before every asset reached the GPU.
+        for _ in 0..3 {
+            r.apps.update();
+        }
+        Ok(r)
+    }
+
+    /// How many environments one call can draw.
+    pub fn slots(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The scene drawn.
+    pub fn scene(&self) -> &Arc<Scene> {
+        &self.scene
+    }
+
+    /// Draws `worlds` (at most [`Renderer::slots`]; world i in slot i) and returns one RGB frame
+    /// (`H*W*3` bytes) per world.
+    pub fn render(&mut self, worlds: &[&SimWorld]) -> Result<Vec<Vec<u8>>, RenderError> {
+        if worlds.len() > self.slots.len() {
+            return Err(RenderError::Bevy(format!("{} worlds for {} slots", worlds.len(), self.slots.len())));
+        }
+        let (h, w) = self.scene.resolution();
+        {
+            let world = self.apps.main.world_mut();
+            for (i, slot) in self.slots.iter().enumerate() {
+                let states = worlds.get(i).map(|sw| sw.body_states());
+                place_bodies(world, &slot.bodies, states.as_deref(), slot.offset, &self.camera, (h, w));
+            }
+        }
+        let image = self.capture()?;
+        let full_w = w * self.cols;
+        let mut out = Vec::with_capacity(worlds.len());
+        for i in 0..worlds.len() {
+            let (c, r) = (i % self.cols, i / self.cols);
+            let mut f = Vec::with_capacity(h * w * 3);
+            for y in 0..h {
+                let row = (r * h + y) * full_w + c * w;
+                for x in 0..w {
+                    let p = (row + x) * 4;
+                    f.extend_from_slice(&image[p..p + 3]);
+                }
+            }
+            out.push(f);
+        }
+        Ok(out)
+    }
+
+    /// One update with a screenshot of the target; returns its RGBA bytes.
+    fn capture(&mut self) -> Result<Vec<u8>, RenderError> {
+        let shot = self.apps.main.world_mut().spawn(Screenshot::image(self.target.clone())).id();
+        self.apps.update();
+        let device = self.apps.main.world().get_resource::<RenderDevice>().cloned();
+        if let Some(device) = device {
+            device.poll(PollType::Wait { submission_index: None, timeout: None }).map_err(|e| RenderError::Bevy(format!("GPU poll: {e}")))?;
+        }
+        let got = {
+            let captured = self.apps.main.world().resource::<CapturedScreenshots>();
+            let rx = captured.0.lock().map_err(|_| RenderError::Bevy("screenshot channel poisoned".into()))?;
+            rx.recv_timeout(Duration::from_secs(30))
+        };
+        let _ = self.apps.main.world_mut().despawn(shot);
+        let (_, image) = got.map_err(|e| RenderError::Bevy(format!("no frame came back from the GPU: {e}")))?;
+        let bytes = image.data.ok_or_else(|| RenderError::Bevy("captured image has no data".into()))?;
+        let (rows, cols) = (self.rows, self.cols);
+        let (h, w) = self.scene.resolution();
+        if bytes.len() != h * rows * w * cols * 4 {
+            return Err(RenderError::Bevy(format!("captured {} bytes, expected {}", bytes.len(), h * rows * w * cols * 4)));
+        }
+        Ok(bytes)
+    }
+}
+
+/// Meshes and unlit materials of a scene's bodies, statics and region markers.
+pub struct SceneAssets {
+    meshes: Vec<Handle<Mesh>>,
+    materials: Vec<Handle<StandardMaterial>>,
+    fwd: [f32; 3],
+}
+
+impl SceneAssets {
+    /// Adds the scene's meshes and flat-colour (unlit) materials to the world's assets.
+    pub fn new(world: &mut World, scene: &Scene) -> Self {
+        let fwd = PixelCamera::new(&scene.camera).basis().2;
+        let mut meshes = Vec::new();
+        let mut materials = Vec::new();
+        {
+            let mut mesh_assets = world.resource_mut::<Assets<Mesh>>();
+            for b in &scene.bodies {
+                meshes.push(mesh_assets.add(mesh_of(&b.shape)));
+            }
+            for s in &scene.statics {
+                meshes.push(mesh_assets.add(mesh_of(&s.shape)));
+            }
+            for r in &scene.regions {
+                let (hx, _) = region_marker(r, fwd);
+                meshes.push(mesh_assets.add(Mesh::from(Cuboid::new(2.0 * hx[0], 2.0 * hx[1], 2.0 * hx[2]))));
+            }
+        }
+        let mut mat_assets = world.resource_mut::<Assets<StandardMaterial>>();
+        let mut unlit = |c: Colour| mat_assets.add(StandardMaterial { base_color: colour(c), unlit: true, ..default() });
+        for b in &scene.bodies {
+            materials.push(unlit(b.colour));
+        }
+        for s in &scene.statics {
+            materials.push(unlit(s.colour));
+        }
+        for r in &scene.regions {
+            materials.push(unlit(r.colour.unwrap_or([0, 0, 0])));
+        }
+        SceneAssets { meshes, materials, fwd }
+    }
+
+    /// Spawns one environment's entities at `offset`: visible statics, region markers, and the
+    /// dynamic bodies (hidden until placed). Returns the bodies' entities in scene order.
+    pub fn spawn(&self, world: &mut World, scene: &Scene, offset: Vec3) -> Vec<Entity> {
+        let (nb, ns) = (scene.bodies.len(), scene.statics.len());
+        let draw = |k: usize| (Mesh3d(self.meshes[k].clone()), MeshMaterial3d(self.materials[k].clone()));
+        for (k, s) in scene.statics.iter().enumerate().filter(|(_, s)| s.visible) {
+            world.spawn((draw(nb + k), Transform::from_translation(v(s.position) + offset).with_rotation(euler(s.rotation_deg))));
+        }
+        for (k, r) in scene.regions.iter().enumerate().filter(|(_, r)| r.colour.is_some()) {
+            world.spawn((draw(nb + ns + k), Transform::from_translation(region_marker(r, self.fwd).1 + offset)));
+        }
+        (0..nb).map(|k| world.spawn((draw(k), Transform::from_translation(offset), Visibility::Hidden)).id()).collect()
+    }
+}
+
+/// Moves body entities to their physics poses (plus `offset`); bodies outside the camera's view,
+/// or all of them when `states` is `None`, are hidden.
+pub fn place_bodies(world: &mut World, bodies: &[Entity], states: Option<&[BodyState]>, offset: Vec3, camera: &PixelCamera, (h, w): (usize, usize)) {
+    for (k, &e) in bodies.iter().enumerate() {
+        let Ok(mut ent) = world.get_entity_mut(e) else { continue };
+        let Some(s) = states.and_then(|s| s.get(k)) else {
+            ent.insert(Visibility::Hidden);
+            continue;
+        };
+        let [x, y, z, qw] = s.rotation;
+        let inside = camera.project(s.position).is_some_and(|[px, py]| px >= -0.5 && py >= -0.5 && px < w as f32 - 0.5 && py < h as f32 - 0.5);
+        ent.insert((
+            Transform::from_translation(v(s.position) + offset).with_rotation(Quat::from_xyzw(x, y, z, qw)),
+            if inside { Visibility::Inherited } else { Visibility::Hidden },
+        ));
+    }
+}
+
+/// A region is drawn as a thin slab across its extent, perpendicular to the axis nearest the
+/// view direction, on the region's far side (so bodies inside it are drawn over it), lifted
+/// slightly towards the camera so that it does not fight with a floor there.
+fn region_marker(r: &foresight::scene::RegionSpec, fwd: [f32; 3]) -> ([f32; 3], Vec3) {
+    let k = (0..3).max_by(|&a, &b| fwd[a].abs().total_cmp(&fwd[b].abs())).unwrap_or(1);
+    let s = fwd[k].signum();
+    let mut half = r.half_extents;
+    half[k] = 0.004;
+    let mut c = r.center;
+    c[k] += s * r.half_extents[k] - s * 0.006;
+    (half, v(c))
+}
+
+/// Projection parameters before they become a Bevy component.
+enum Projection3d {
+    Ortho { height: f32, width: f32 },
+    Perspective { fov_y_deg: f32 },
+}
+
+impl Projection3d {
+    fn ortho(height: f32, width: f32) -> Self {
+        Projection3d::Ortho { height, width }
+    }
+    fn perspective(fov_y_deg: f32) -> Self {
+        Projection3d::Perspective { fov_y_deg }
+    }
+    fn into_bevy(self) -> bevy::camera::Projection {
+        match self {
+            Projection3d::Ortho { height, width } => bevy::camera::Projection::Orthographic(OrthographicProjection {
+                scaling_mode: ScalingMode::Fixed { width, height },
+                near: -1000.0,
+                far: 1000.0,
+                ..OrthographicProjection::default_3d()
+            }),
+            Projection3d::Perspective { fov_y_deg } => bevy::camera::Projection::Perspective(PerspectiveProjection { fov: fov_y_deg.to_radians(), ..default() }),
+        }
+    }
+}
+
+fn build_app() -> Result<SubApps, RenderError> {
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
+            .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
+            .disable::<bevy::render::pipelined_rendering::PipelinedRenderingPlugin>()
+            .disable::<bevy::log::LogPlugin>(),
+    );
+    let start = std::time::Instant::now();
+    while app.plugins_state() == PluginsState::Adding {
+        if start.elapsed() > Duration::from_secs(120) {
+            return Err(RenderError::NoGpu("the render device did not start within 120 s".into()));
+        }
+        bevy::tasks::tick_global_task_pools_on_main_thread();
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    app.finish();
+    app.cleanup();
+    if app.get_sub_app(RenderApp).is_none() {
+        return Err(RenderError::NoGpu("Bevy found no rendering backend".into()));
+    }
+    Ok(std::mem::take(app.sub_apps_mut()))
+}

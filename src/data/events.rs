@@ -1,0 +1,70 @@
+//! Captions from what happened: which body moved where, which bodies touched, where they ended.
+
+use super::manifest::{EndedIn, Events, Moved, STATE_FIELDS, STATE_PX};
+use crate::scene::Scene;
+
+/// Displacement in pixels under which a body counts as still.
+pub const STILL_PX: f32 = 2.0;
+
+/// Builds the events of an episode from its first and last state rows and the body pairs that
+/// touched (indices into `scene.bodies`).
+pub fn episode_events(scene: &Scene, first: &[f32], last: &[f32], touched: &[(usize, usize)]) -> Events {
+    let n = STATE_FIELDS.len();
+    let mut ev = Events::default();
+    for (i, b) in scene.bodies.iter().enumerate() {
+        let (x0, y0) = (first[i * n + STATE_PX], first[i * n + STATE_PX + 1]);
+        let (x1, y1) = (last[i * n + STATE_PX], last[i * n + STATE_PX + 1]);
+        let (dx, dy) = (x1 - x0, y1 - y0);
+        let d = (dx * dx + dy * dy).sqrt();
+        if d > STILL_PX {
+            let direction = if dx.abs() >= dy.abs() {
+                if dx > 0.0 { "right" } else { "left" }
+            } else if dy > 0.0 {
+                "down"
+            } else {
+                "up"
+            };
+            ev.moved.push(Moved { body: b.name.clone(), direction: direction.into(), distance_px: d });
+        } else {
+            ev.still.push(b.name.clone());
+        }
+        let p = [last[i * n], last[i * n + 1], last[i * n + 2]];
+        for r in scene.regions.iter().filter(|r| r.contains(p)) {
+            ev.ended_in.push(EndedIn { body: b.name.clone(), region: r.name.clone() });
+        }
+    }
+    let mut pairs: Vec<[String; 2]> = touched
+        .iter()
+        .map(|&(a, b)| {
+            let (a, b) = (scene.bodies[a].name.clone(), scene.bodies[b].name.clone());
+            if a <= b { [a, b] } else { [b, a] }
+        })
+        .collect();
+    pairs.sort();
+    pairs.dedup();
+    ev.touched = pairs;
+    ev
+}
+
+/// Renders events into sentences with the scene's templates.
+pub fn caption(scene: &Scene, ev: &Events) -> String {
+    let t = &scene.captions;
+    let mut s: Vec<String> = Vec::new();
+    for m in &ev.moved {
+        s.push(t.moved.replace("{body}", &m.body).replace("{direction}", &m.direction));
+    }
+    for b in &ev.still {
+        s.push(t.still.replace("{body}", b));
+    }
+    for [a, b] in &ev.touched {
+        s.push(t.touched.replace("{a}", a).replace("{b}", b));
+    }
+    for e in &ev.ended_in {
+        s.push(t.ended_in.replace("{body}", &e.body).replace("{region}", &e.region));
+    }
+    let mut out = s.join(". ");
+    if !out.is_empty() {
+        out.push('.');
+    }
+    out
+}

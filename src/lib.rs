@@ -1,0 +1,17 @@
+//! # Foresight core
+//!
+//! A learned world simulator: a Sora-style video diffusion model conditioned on an agent's
+//! actions. This crate has no Bevy dependency; it holds the scene format, the dataset format and
+//! (from issue 3 on) the model, training, evaluation and planning.
+//!
+//! - [`scene`]: the RON scene format read by the simulator and by evaluation.
+//! - [`camera`]: projecting world points into frame pixels.
+//! - [`data`]: episodes, dataset directories (manifest + safetensors shards), the importer.
+//! - [`rng`]: deterministic seeds and random numbers.
+#![warn(missing_docs)]
+
+pub mod camera;
+pub mod data;
+pub mod media;
+pub mod rng;
+pub mod scene;

@@ -1,0 +1,114 @@
+use std::sync::Arc;
+
+use foresight::data::{Dataset, STATE_FIELDS, STATE_PX};
+use foresight::scene::Scene;
+use foresight_sim::datagen::{datagen, DatagenConfig};
+use foresight_sim::policy::PolicyKind;
+use foresight_sim::{Oracle, SimWorld};
+
+use crate::{render_lock, root, tmpdir};
+
+fn config(scene: &str, out: std::path::PathBuf, policy: PolicyKind, episodes: usize, steps: usize) -> DatagenConfig {
+    DatagenConfig {
+        scene: root().join(format!("scenes/{scene}.ron")),
+        episodes,
+        steps: Some(steps),
+        seed: 11,
+        policy,
+        out,
+        envs: 4,
+        shard_episodes: 3,
+        command: "test".into(),
+    }
+}
+
+#[test]
+fn datagen_is_byte_identical_run_after_run() {
+    let _g = render_lock();
+    let base = tmpdir("determinism");
+    let a = datagen(&config("push", base.join("a"), PolicyKind::Scripted, 5, 6), |_| {}).unwrap();
+    let b = datagen(&config("push", base.join("b"), PolicyKind::Scripted, 5, 6), |_| {}).unwrap();
+    assert_eq!(a.manifest.episodes, b.manifest.episodes);
+    for shard in ["shard_00000.safetensors", "shard_00001.safetensors", "manifest.json"] {
+        let x = std::fs::read(base.join("a").join(shard)).unwrap();
+        let y = std::fs::read(base.join("b").join(shard)).unwrap();
+        assert!(x == y, "{shard} differs between two identical runs");
+    }
+    // A different policy gives different data.
+    let c = datagen(&config("push", base.join("c"), PolicyKind::Random, 5, 6), |_| {}).unwrap();
+    assert_ne!(a.manifest.episodes[0].seed, 0);
+    let x = std::fs::read(base.join("a/shard_00000.safetensors")).unwrap();
+    let z = std::fs::read(base.join("c/shard_00000.safetensors")).unwrap();
+    assert_ne!(x, z);
+    assert_eq!(c.manifest.episodes[0].seed, a.manifest.episodes[0].seed, "seeds depend on scene, run seed and index only");
+}
+
+/// Colour distance (max over channels).
+fn cdist(a: &[u8], b: [u8; 3]) -> i32 {
+    (0..3).map(|k| (a[k] as i32 - b[k] as i32).abs()).max().unwrap()
+}
+
+#[test]
+fn recorded_episodes_replay_through_the_oracle_and_states_land_on_their_colours() {
+    let _g = render_lock();
+    for name in ["push", "bounce", "arm"] {
+        let dir = tmpdir(&format!("oracle-{name}")).join("ds");
+        let rep = datagen(&config(name, dir.clone(), PolicyKind::Scripted, 6, 10), |_| {}).unwrap();
+        assert_eq!(rep.frames, 6 * 11);
+        let mut ds = Dataset::open(&dir).unwrap();
+        let scene = Arc::new(Scene::load(root().join(format!("scenes/{name}.ron"))).unwrap());
+        let (h, w) = scene.resolution();
+        let mut oracle = Oracle::new(scene.clone(), 1).unwrap();
+        let mut hits = 0;
+        let mut total = 0;
+        for i in 0..ds.len() {
+            let ep = ds.episode(i).unwrap();
+            // Frames are not blank: more than one colour.
+            assert!(ep.frame(0).chunks(3).any(|p| p != &ep.frame(0)[..3]), "{name}: blank frame");
+            let start = SimWorld::new(scene.clone(), ep.seed).unwrap();
+            let actions: Vec<Vec<f32>> = (0..ep.steps()).map(|t| ep.action(t).to_vec()).collect();
+            let replay = oracle.replay(&start, &actions).unwrap();
+            assert_eq!(replay.states, ep.states, "{name} episode {i}: states differ on replay");
+            let same = replay.frames.iter().zip(&ep.frames).filter(|(a, b)| a == b).count();
+            assert_eq!(same, ep.frames.len(), "{name} episode {i}: {} of {} bytes differ on replay", ep.frames.len() - same, ep.frames.len());
+            // Each body's projected position lands on its colour.
+            let n = STATE_FIELDS.len();
+            for t in 0..ep.num_frames() {
+                let f = ep.frame(t);
+                for (b, body) in scene.bodies.iter().enumerate() {
+                    let s = &ep.state(t)[b * n..];
+                    let (x, y) = (s[STATE_PX].round() as isize, s[STATE_PX + 1].round() as isize);
+                    if x < 0 || y < 0 || x >= w as isize || y >= h as isize {
+                        continue;
+                    }
+                    total += 1;
+                    // Allow a neighbouring pixel: the centre of a body can sit on a pixel edge.
+                    let near = (-1..=1).flat_map(|dy| (-1..=1).map(move |dx| (dx, dy))).any(|(dx, dy)| {
+                        let (xx, yy) = ((x + dx).clamp(0, w as isize - 1) as usize, (y + dy).clamp(0, h as isize - 1) as usize);
+                        cdist(&f[(yy * w + xx) * 3..], body.colour) <= 6
+                    });
+                    hits += near as usize;
+                }
+            }
+        }
+        let frac = hits as f64 / total as f64;
+        // Bodies can hide one another (the arm over the cube), so a few misses are expected.
+        assert!(frac > 0.95, "{name}: only {hits}/{total} projected positions land on their body's colour");
+    }
+}
+
+#[test]
+fn scripted_push_makes_contacts_and_captions() {
+    let _g = render_lock();
+    let dir = tmpdir("contacts").join("ds");
+    let rep = datagen(&config("push", dir, PolicyKind::Scripted, 8, 32), |_| {}).unwrap();
+    let cf = rep.manifest.contact_fraction.unwrap();
+    assert!(cf > 0.15, "contact fraction {cf}");
+    let moved = rep.manifest.episodes.iter().filter(|e| e.events.moved.iter().any(|m| m.body == "blue block")).count();
+    assert!(moved >= 4, "the block moved in only {moved}/8 scripted episodes");
+    let ep = &rep.manifest.episodes[0];
+    assert!(!ep.caption.is_empty());
+    for m in &ep.events.moved {
+        assert!(ep.caption.contains(&format!("the {} slides {}", m.body, m.direction)), "{}", ep.caption);
+    }
+}
