@@ -74,3 +74,5 @@ fn push_agent_is_driven_by_force() {
     assert!(x1 > x0 + 0.1 || x0 > 1.4, "disc moved from {x0} to {x1}");
 }
 
+
+

@@ -146,15 +146,16 @@ impl Policy {
             let waypoint = if along > -0.5 * reach && lateral.abs() < 1.2 * reach {
                 // On the wrong side: go around the object.
                 add(p_obj, add(scale(side, 1.6 * reach * if lateral >= 0.0 { 1.0 } else { -1.0 }), scale(dir, -0.5 * reach)))
-            } else if norm(sub(p_agent, behind)) > 0.25 * reach {
-                behind
-            } else {
+            } else if along < -0.5 * reach && (lateral - self.aim * 0.3).abs() < 0.3 * reach {
+                // Lined up behind the object: push through it towards the goal.
                 add(p_obj, scale(dir, reach))
+            } else {
+                behind
             };
             let mut v = scale(sub(waypoint, p_agent), 3.0);
             v = sub(v, scale(fwd, dot(v, fwd)));
             let n = norm(v);
-            if n > 2.5 { scale(v, 2.5 / n) } else { v }
+            if n > 3.0 { scale(v, 3.0 / n) } else { v }
         };
         let lin = states[agent].linvel;
         let mass = scene.bodies[agent].mass;
@@ -167,7 +168,9 @@ impl Policy {
             .enumerate()
             .map(|(c, ch)| match &ch.target {
                 ActionTarget::Force { direction, scale: s, .. } => {
-                    let f = scale(sub(desired_v, lin), 15.0 * mass);
+                    // Velocity feedback plus a feed-forward that cancels floor friction (μ ≈ 0.5).
+                    let g = norm(scene.physics.gravity);
+                    let f = add(scale(sub(desired_v, lin), 15.0 * mass), scale(unit(desired_v), 0.5 * mass * g * norm(desired_v).min(1.0)));
                     dot(f, unit(*direction)) / s
                 }
                 ActionTarget::Impulse { direction, scale: s, .. } => {

@@ -3,7 +3,9 @@
 //! Bevy runs headless (no window, no pipelined rendering, synchronous pipeline compilation) and is
 //! pumped by hand: the caller writes the bodies' poses, one `update()` renders them, the GPU (or
 //! Mesa's lavapipe on a CPU) is polled to completion and the pixels are read back at once, so frame
-//! t is exactly the state after action t-1.
+//! t is exactly the state after action t-1. The copy back is our own (a render-world system that
+//! copies the target after the frame was submitted, mapped while the caller waits), so no task
+//! pool sits between a frame and its pixels.
 //!
 //! Throughput comes from drawing many environments in one view. With an orthographic camera the
 //! environments are laid side by side in the world, each in its own tile of one render target,
@@ -13,18 +15,21 @@
 //! hidden so that they never show in a neighbour's tile; the scenes keep bodies in view with walls.
 //! A perspective camera cannot be tiled this way and renders one environment per view.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bevy::app::{PluginsState, SubApps};
+use bevy::app::{AppLabel, PluginsState, SubApps};
 use bevy::asset::RenderAssetUsages;
 use bevy::camera::{ImageRenderTarget, RenderTarget, ScalingMode};
 use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
 use bevy::prelude::*;
-use bevy::render::render_resource::{PollType, TextureFormat};
-use bevy::render::renderer::RenderDevice;
-use bevy::render::view::screenshot::{CapturedScreenshots, Screenshot};
-use bevy::render::{RenderApp, RenderPlugin};
+use bevy::render::render_asset::RenderAssets;
+use bevy::render::render_resource::{
+    BufferDescriptor, BufferUsages, CommandEncoderDescriptor, Extent3d, MapMode, PollType, TexelCopyBufferInfo, TexelCopyBufferLayout, TextureFormat, TextureUsages,
+};
+use bevy::render::renderer::{RenderDevice, RenderQueue};
+use bevy::render::texture::GpuImage;
+use bevy::render::{Render, RenderApp, RenderPlugin, RenderSystems};
 use bevy::window::ExitCondition;
 use foresight::camera::PixelCamera;
 use foresight::scene::{Colour, Projection, Scene, Shape};
@@ -76,7 +81,6 @@ struct Slot {
 /// Renders up to `slots()` environments of one scene per call.
 pub struct Renderer {
     apps: SubApps,
-    target: Handle<Image>,
     scene: Arc<Scene>,
     slots: Vec<Slot>,
     cols: usize,
@@ -124,10 +128,16 @@ impl Renderer {
         };
         let (h, w) = scene.resolution();
         let camera = PixelCamera::new(&scene.camera);
-        let world = apps.main.world_mut();
         let mut image = Image::new_target_texture((w * cols) as u32, (h * rows) as u32, TextureFormat::Rgba8UnormSrgb, None);
         image.asset_usage = RenderAssetUsages::RENDER_WORLD;
+        image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
+        let world = apps.main.world_mut();
         let target = world.resource_mut::<Assets<Image>>().add(image);
+        let pixels = Pixels::default();
+        world.insert_resource(pixels.clone());
+        let render = apps.sub_apps.get_mut(&RenderApp.intern()).ok_or_else(|| RenderError::NoGpu("no render sub-app".into()))?;
+        render.insert_resource(pixels).insert_resource(ReadTarget(target.clone())).add_systems(Render, read_target.in_set(RenderSystems::Cleanup));
+        let world = apps.main.world_mut();
 
         // One camera over the whole grid (orthographic), placed at the grid's centre.
         let (right, up, _) = camera.basis();
@@ -158,7 +168,7 @@ impl Renderer {
                 Slot { bodies: assets.spawn(world, &scene, offset), offset }
             })
             .collect();
-        let mut r = Renderer { apps, target, scene, slots, cols, rows, camera };
+        let mut r = Renderer { apps, scene, slots, cols, rows, camera };
         // Warm up: the first captures can come back before every asset reached the GPU.
         for _ in 0..3 {
             r.apps.update();
@@ -208,29 +218,108 @@ impl Renderer {
         Ok(out)
     }
 
-    /// One update with a screenshot of the target; returns its RGBA bytes.
+    /// One update that renders the target and copies it back; returns its RGBA bytes.
     fn capture(&mut self) -> Result<Vec<u8>, RenderError> {
-        let shot = self.apps.main.world_mut().spawn(Screenshot::image(self.target.clone())).id();
+        let pixels = self.apps.main.world().resource::<Pixels>().clone();
+        pixels.lock()?.want = true;
         self.apps.update();
-        let device = self.apps.main.world().get_resource::<RenderDevice>().cloned();
-        if let Some(device) = device {
-            device.poll(PollType::Wait { submission_index: None, timeout: None }).map_err(|e| RenderError::Bevy(format!("GPU poll: {e}")))?;
-        }
-        let got = {
-            let captured = self.apps.main.world().resource::<CapturedScreenshots>();
-            let rx = captured.0.lock().map_err(|_| RenderError::Bevy("screenshot channel poisoned".into()))?;
-            rx.recv_timeout(Duration::from_secs(30))
+        let device = self.apps.main.world().get_resource::<RenderDevice>().cloned().ok_or_else(|| RenderError::Bevy("no render device".into()))?;
+        // The copy was submitted after the frame. Waiting on the device runs the map callback,
+        // here or on a thread that polled first, so wait until its result lands.
+        let start = std::time::Instant::now();
+        let bytes = loop {
+            device.poll(PollType::Wait { submission_index: None, timeout: Some(Duration::from_secs(5)) }).map_err(|e| RenderError::Bevy(format!("GPU poll: {e}")))?;
+            let mut st = pixels.lock()?;
+            if let Some(e) = st.error.take() {
+                return Err(RenderError::Bevy(e));
+            }
+            if let Some(b) = st.data.take() {
+                break b;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                st.want = false;
+                return Err(RenderError::Bevy("no frame came back from the GPU within 30 s".into()));
+            }
+            drop(st);
+            std::thread::sleep(Duration::from_micros(50));
         };
-        let _ = self.apps.main.world_mut().despawn(shot);
-        let (_, image) = got.map_err(|e| RenderError::Bevy(format!("no frame came back from the GPU: {e}")))?;
-        let bytes = image.data.ok_or_else(|| RenderError::Bevy("captured image has no data".into()))?;
-        let (rows, cols) = (self.rows, self.cols);
         let (h, w) = self.scene.resolution();
-        if bytes.len() != h * rows * w * cols * 4 {
-            return Err(RenderError::Bevy(format!("captured {} bytes, expected {}", bytes.len(), h * rows * w * cols * 4)));
+        let expected = h * self.rows * w * self.cols * 4;
+        if bytes.len() != expected {
+            return Err(RenderError::Bevy(format!("read back {} bytes, expected {expected}", bytes.len())));
         }
         Ok(bytes)
     }
+}
+
+/// Pixels shared between the main world (which asks) and the render world (which copies).
+#[derive(Resource, Clone, Default)]
+struct Pixels(Arc<Mutex<PixelState>>);
+
+#[derive(Default)]
+struct PixelState {
+    want: bool,
+    data: Option<Vec<u8>>,
+    error: Option<String>,
+}
+
+impl Pixels {
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, PixelState>, RenderError> {
+        self.0.lock().map_err(|_| RenderError::Bevy("readback state poisoned".into()))
+    }
+}
+
+/// The image the readback copies.
+#[derive(Resource, Clone)]
+struct ReadTarget(Handle<Image>);
+
+/// Render-world system, after the frame's commands were submitted: copies the target texture into
+/// a mappable buffer and maps it; the map callback (run when the caller waits on the device)
+/// strips the row padding and hands the pixels to the main world. No task pool is involved.
+fn read_target(pixels: Res<Pixels>, target: Res<ReadTarget>, images: Res<RenderAssets<GpuImage>>, device: Res<RenderDevice>, queue: Res<RenderQueue>) {
+    let Ok(mut st) = pixels.0.lock() else { return };
+    if !st.want {
+        return;
+    }
+    st.want = false;
+    let Some(gpu) = images.get(&target.0) else {
+        st.error = Some("the render target is not on the GPU yet".into());
+        return;
+    };
+    let size = gpu.texture.size();
+    let (w, h) = (size.width, size.height);
+    let row = (w * 4).div_ceil(256) * 256;
+    let buffer = device.create_buffer(&BufferDescriptor {
+        label: Some("foresight readback"),
+        size: (row * h) as u64,
+        usage: BufferUsages::COPY_DST | BufferUsages::MAP_READ,
+        mapped_at_creation: false,
+    });
+    let mut enc = device.create_command_encoder(&CommandEncoderDescriptor { label: Some("foresight readback") });
+    enc.copy_texture_to_buffer(
+        gpu.texture.as_image_copy(),
+        TexelCopyBufferInfo { buffer: &buffer, layout: TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(row), rows_per_image: None } },
+        Extent3d { width: w, height: h, depth_or_array_layers: 1 },
+    );
+    queue.submit([enc.finish()]);
+    let shared = pixels.0.clone();
+    let mapped = buffer.clone();
+    buffer.slice(..).map_async(MapMode::Read, move |res| {
+        let Ok(mut st) = shared.lock() else { return };
+        match res {
+            Ok(()) => {
+                let view = mapped.slice(..).get_mapped_range();
+                let mut out = Vec::with_capacity((w * h * 4) as usize);
+                for y in 0..h as usize {
+                    out.extend_from_slice(&view[y * row as usize..y * row as usize + (w * 4) as usize]);
+                }
+                drop(view);
+                mapped.unmap();
+                st.data = Some(out);
+            }
+            Err(e) => st.error = Some(format!("mapping the readback buffer failed: {e}")),
+        }
+    });
 }
 
 /// Meshes and unlit materials of a scene's bodies, statics and region markers.
@@ -346,14 +435,19 @@ impl Projection3d {
 }
 
 fn build_app() -> Result<SubApps, RenderError> {
+    // Rendering errors (wgpu validation) are logged; the first renderer of the process installs
+    // the logger, later ones reuse it.
+    static LOGGER: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let mut plugins = DefaultPlugins
+        .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
+        .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
+        .set(bevy::log::LogPlugin { level: bevy::log::Level::ERROR, filter: "error".into(), ..default() })
+        .disable::<bevy::render::pipelined_rendering::PipelinedRenderingPlugin>();
+    if LOGGER.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        plugins = plugins.disable::<bevy::log::LogPlugin>();
+    }
     let mut app = App::new();
-    app.add_plugins(
-        DefaultPlugins
-            .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
-            .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() })
-            .disable::<bevy::render::pipelined_rendering::PipelinedRenderingPlugin>()
-            .disable::<bevy::log::LogPlugin>(),
-    );
+    app.add_plugins(plugins);
     let start = std::time::Instant::now();
     while app.plugins_state() == PluginsState::Adding {
         if start.elapsed() > Duration::from_secs(120) {
