@@ -1,8 +1,8 @@
 //! Opens a scene in a window and lets you drive the agent with the keyboard; without a display (or without the `window` feature) it records a scripted episode headless to a GIF.
 //!
 //! ```text
-//! cargo run --release -p foresight_sim --features window --example sim -- --scene scenes/push.ron
-//! cargo run --release -p foresight_sim --example sim -- --scene scenes/arm.ron --out arm.gif
+//! cargo run -p foresight_sim --features window --example sim -- --scene scenes/push.ron
+//! cargo run -p foresight_sim --example sim -- --scene scenes/arm.ron --out arm.gif
 //! ```
 //! Keys: arrows (or WASD) push the agent in screen directions (push, bounce); Q/Z, E/C, R/V drive
 //! the arm's joints; Space steps with zero action; Backspace starts a new episode; Escape quits.
@@ -104,7 +104,8 @@ mod windowed {
     fn setup(world: &mut World) {
         let Some(sim) = world.remove_resource::<Sim>() else { return };
         let assets = SceneAssets::new(world, &sim.scene);
-        let bodies = assets.spawn(world, &sim.scene, Vec3::ZERO);
+        assets.spawn_fixed(world, &sim.scene, &[Vec3::ZERO]);
+        let bodies = assets.spawn_bodies(world, &sim.scene, Vec3::ZERO);
         let c = &sim.scene.camera;
         let projection = match c.projection {
             foresight::scene::Projection::Orthographic { height } => Projection::Orthographic(OrthographicProjection {

@@ -33,11 +33,13 @@ pub fn episode_events(scene: &Scene, first: &[f32], last: &[f32], touched: &[(us
             ev.ended_in.push(EndedIn { body: b.name.clone(), region: r.name.clone() });
         }
     }
+    // The actor first: an agent body before an object, else by name.
+    let key = |i: usize| (scene.bodies[i].role != crate::scene::Role::Agent, scene.bodies[i].name.clone());
     let mut pairs: Vec<[String; 2]> = touched
         .iter()
         .map(|&(a, b)| {
-            let (a, b) = (scene.bodies[a].name.clone(), scene.bodies[b].name.clone());
-            if a <= b { [a, b] } else { [b, a] }
+            let (a, b) = if key(a) <= key(b) { (a, b) } else { (b, a) };
+            [scene.bodies[a].name.clone(), scene.bodies[b].name.clone()]
         })
         .collect();
     pairs.sort();

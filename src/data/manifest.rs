@@ -96,7 +96,7 @@ pub struct Events {
     pub moved: Vec<Moved>,
     /// Bodies that stayed within 2 px.
     pub still: Vec<String>,
-    /// Pairs of bodies that touched at some point (names, sorted).
+    /// Pairs of bodies that touched at some point: an agent body first, else by name.
     pub touched: Vec<[String; 2]>,
     /// Where bodies ended.
     pub ended_in: Vec<EndedIn>,

@@ -162,12 +162,9 @@ impl Renderer {
         ));
 
         let assets = SceneAssets::new(world, &scene);
-        let slots = (0..cols * rows)
-            .map(|i| {
-                let offset = offset(i);
-                Slot { bodies: assets.spawn(world, &scene, offset), offset }
-            })
-            .collect();
+        let offsets: Vec<Vec3> = (0..cols * rows).map(offset).collect();
+        assets.spawn_fixed(world, &scene, &offsets);
+        let slots = offsets.iter().map(|&offset| Slot { bodies: assets.spawn_bodies(world, &scene, offset), offset }).collect();
         let mut r = Renderer { apps, scene, slots, cols, rows, camera };
         // Warm up: the first captures can come back before every asset reached the GPU.
         for _ in 0..3 {
@@ -322,58 +319,70 @@ fn read_target(pixels: Res<Pixels>, target: Res<ReadTarget>, images: Res<RenderA
     });
 }
 
-/// Meshes and unlit materials of a scene's bodies, statics and region markers.
+/// Meshes and unlit materials of a scene's bodies, and the fixed geometry of every environment
+/// merged into one vertex-coloured mesh (one draw instead of one per wall per environment).
 pub struct SceneAssets {
     meshes: Vec<Handle<Mesh>>,
     materials: Vec<Handle<StandardMaterial>>,
+    vertex_coloured: Handle<StandardMaterial>,
     fwd: [f32; 3],
 }
 
 impl SceneAssets {
-    /// Adds the scene's meshes and flat-colour (unlit) materials to the world's assets.
+    /// Adds the bodies' meshes and flat-colour (unlit) materials to the world's assets.
     pub fn new(world: &mut World, scene: &Scene) -> Self {
         let fwd = PixelCamera::new(&scene.camera).basis().2;
-        let mut meshes = Vec::new();
-        let mut materials = Vec::new();
-        {
+        let meshes = {
             let mut mesh_assets = world.resource_mut::<Assets<Mesh>>();
-            for b in &scene.bodies {
-                meshes.push(mesh_assets.add(mesh_of(&b.shape)));
-            }
-            for s in &scene.statics {
-                meshes.push(mesh_assets.add(mesh_of(&s.shape)));
-            }
-            for r in &scene.regions {
-                let (hx, _) = region_marker(r, fwd);
-                meshes.push(mesh_assets.add(Mesh::from(Cuboid::new(2.0 * hx[0], 2.0 * hx[1], 2.0 * hx[2]))));
-            }
-        }
+            scene.bodies.iter().map(|b| mesh_assets.add(mesh_of(&b.shape))).collect()
+        };
         let mut mat_assets = world.resource_mut::<Assets<StandardMaterial>>();
-        let mut unlit = |c: Colour| mat_assets.add(StandardMaterial { base_color: colour(c), unlit: true, ..default() });
-        for b in &scene.bodies {
-            materials.push(unlit(b.colour));
-        }
-        for s in &scene.statics {
-            materials.push(unlit(s.colour));
-        }
-        for r in &scene.regions {
-            materials.push(unlit(r.colour.unwrap_or([0, 0, 0])));
-        }
-        SceneAssets { meshes, materials, fwd }
+        let materials = scene.bodies.iter().map(|b| mat_assets.add(StandardMaterial { base_color: colour(b.colour), unlit: true, ..default() })).collect();
+        let vertex_coloured = mat_assets.add(StandardMaterial { base_color: Color::WHITE, unlit: true, ..default() });
+        SceneAssets { meshes, materials, vertex_coloured, fwd }
     }
 
-    /// Spawns one environment's entities at `offset`: visible statics, region markers, and the
-    /// dynamic bodies (hidden until placed). Returns the bodies' entities in scene order.
-    pub fn spawn(&self, world: &mut World, scene: &Scene, offset: Vec3) -> Vec<Entity> {
-        let (nb, ns) = (scene.bodies.len(), scene.statics.len());
-        let draw = |k: usize| (Mesh3d(self.meshes[k].clone()), MeshMaterial3d(self.materials[k].clone()));
-        for (k, s) in scene.statics.iter().enumerate().filter(|(_, s)| s.visible) {
-            world.spawn((draw(nb + k), Transform::from_translation(v(s.position) + offset).with_rotation(euler(s.rotation_deg))));
+    /// Spawns the visible statics and region markers of environments placed at `offsets`, merged
+    /// into one mesh whose vertex colours are the parts' flat colours.
+    pub fn spawn_fixed(&self, world: &mut World, scene: &Scene, offsets: &[Vec3]) {
+        let mut parts: Vec<(Mesh, Transform, Colour)> = Vec::new();
+        for s in scene.statics.iter().filter(|s| s.visible) {
+            parts.push((mesh_of(&s.shape), Transform::from_translation(v(s.position)).with_rotation(euler(s.rotation_deg)), s.colour));
         }
-        for (k, r) in scene.regions.iter().enumerate().filter(|(_, r)| r.colour.is_some()) {
-            world.spawn((draw(nb + ns + k), Transform::from_translation(region_marker(r, self.fwd).1 + offset)));
+        for r in &scene.regions {
+            let Some(c) = r.colour else { continue };
+            let (hx, centre) = region_marker(r, self.fwd);
+            parts.push((Cuboid::new(2.0 * hx[0], 2.0 * hx[1], 2.0 * hx[2]).into(), Transform::from_translation(centre), c));
         }
-        (0..nb).map(|k| world.spawn((draw(k), Transform::from_translation(offset), Visibility::Hidden)).id()).collect()
+        let mut merged: Option<Mesh> = None;
+        for &off in offsets {
+            for (mesh, t, c) in &parts {
+                let lin = colour(*c).to_linear();
+                let mut m = mesh.clone().transformed_by(Transform { translation: t.translation + off, ..*t });
+                let n = m.count_vertices();
+                m.insert_attribute(Mesh::ATTRIBUTE_COLOR, vec![[lin.red, lin.green, lin.blue, 1.0]; n]);
+                match &mut merged {
+                    None => merged = Some(m),
+                    Some(all) => {
+                        if let Err(e) = all.merge(&m) {
+                            error!("cannot merge fixed geometry: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(m) = merged {
+            let handle = world.resource_mut::<Assets<Mesh>>().add(m);
+            world.spawn((Mesh3d(handle), MeshMaterial3d(self.vertex_coloured.clone()), Transform::IDENTITY));
+        }
+    }
+
+    /// Spawns one environment's dynamic bodies (hidden until placed) at `offset`; returns their
+    /// entities in scene order.
+    pub fn spawn_bodies(&self, world: &mut World, scene: &Scene, offset: Vec3) -> Vec<Entity> {
+        (0..scene.bodies.len())
+            .map(|k| world.spawn((Mesh3d(self.meshes[k].clone()), MeshMaterial3d(self.materials[k].clone()), Transform::from_translation(offset), Visibility::Hidden)).id())
+            .collect()
     }
 }
 
