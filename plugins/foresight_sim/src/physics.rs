@@ -122,6 +122,38 @@ impl SimWorld {
     /// Builds the scene's world, drawing the initial conditions from `seed`.
     pub fn new(scene: Arc<Scene>, seed: u64) -> Result<Self, SimError> {
         let mut rng = Rng::new(seed);
+        // Draw again (from the same stream, so still deterministic) while bodies that are not
+        // jointed together overlap, e.g. a cube spawned under a randomly posed arm.
+        for _ in 0..100 {
+            let w = Self::build(scene.clone(), &mut rng)?;
+            if !w.overlapping() {
+                return Ok(w);
+            }
+        }
+        Err(SimError::Spawn { scene: scene.name.clone(), message: "bodies overlap in 100 draws of the spawn ranges; widen them".into() })
+    }
+
+    /// Whether two dynamic bodies that are not jointed together intersect.
+    fn overlapping(&self) -> bool {
+        let scene = &self.scene;
+        let jointed = |a: &str, b: &str| scene.joints.iter().any(|j| (j.parent.as_deref() == Some(a) && j.child == b) || (j.parent.as_deref() == Some(b) && j.child == a));
+        let shape = |i: usize| self.bodies[self.handles[i]].colliders().first().map(|c| (self.colliders[*c].shape(), *self.bodies[self.handles[i]].position()));
+        for i in 0..self.handles.len() {
+            for j in i + 1..self.handles.len() {
+                if jointed(&scene.bodies[i].name, &scene.bodies[j].name) {
+                    continue;
+                }
+                if let (Some((s1, p1)), Some((s2, p2))) = (shape(i), shape(j)) {
+                    if rapier3d::parry::query::intersection_test(&p1, s1, &p2, s2).is_ok_and(|r| r.intersecting) {
+                        return true;
+                    }
+                }
+            }
+        }
+        false
+    }
+
+    fn build(scene: Arc<Scene>, rng: &mut Rng) -> Result<Self, SimError> {
         let n = scene.bodies.len();
         // Initial poses: nominal, then spawn ranges in order, then random joint angles.
         let mut pos: Vec<Vec3> = scene.bodies.iter().map(|b| v3(b.position)).collect();
