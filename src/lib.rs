@@ -8,10 +8,14 @@
 //! - [`camera`]: projecting world points into frame pixels.
 //! - [`data`]: episodes, dataset directories (manifest + safetensors shards), the importer.
 //! - [`rng`]: deterministic seeds and random numbers.
+//! - [`model`]: the autoencoder (video compression network); the diffusion transformer is next.
+//! - [`train`]: AdamW with resumable state.
 #![warn(missing_docs)]
 
 pub mod camera;
 pub mod data;
 pub mod media;
+pub mod model;
 pub mod rng;
 pub mod scene;
+pub mod train;

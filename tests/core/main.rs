@@ -1,6 +1,7 @@
 //! Integration tests of the core crate (one binary, several modules).
 
 mod dataset;
+mod model;
 mod scene;
 
 /// A fresh empty directory under the target dir.
