@@ -8,7 +8,9 @@
 //! - [`camera`]: projecting world points into frame pixels.
 //! - [`data`]: episodes, dataset directories (manifest + safetensors shards), the importer.
 //! - [`rng`]: deterministic seeds and random numbers.
-//! - [`model`]: the autoencoder (video compression network); the diffusion transformer is next.
+//! - [`model`]: the autoencoder (video compression network), the spacetime-patch diffusion
+//!   transformer, rectified flow and the few-step sampler.
+//! - [`world_model`]: load a checkpoint, predict futures (batched, autoregressive).
 //! - [`train`]: AdamW with resumable state.
 #![warn(missing_docs)]
 
@@ -19,3 +21,4 @@ pub mod model;
 pub mod rng;
 pub mod scene;
 pub mod train;
+pub mod world_model;

@@ -41,6 +41,25 @@ enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Train the world model: stage 1 the autoencoder (then frozen), stage 2 the dynamics.
+    Train {
+        /// Dataset directory.
+        #[arg(long)]
+        data: PathBuf,
+        /// Training recipe (JSON; see configs/).
+        #[arg(long)]
+        config: PathBuf,
+        /// Output directory for checkpoints, state and curves.
+        #[arg(long)]
+        out: PathBuf,
+        /// Continue exactly where a killed run stopped (weights, optimiser moments, step).
+        #[arg(long)]
+        resume: bool,
+        /// Stop (with a checkpoint) after this many optimiser steps in this invocation; continue
+        /// later with --resume. For time-boxed sessions.
+        #[arg(long)]
+        stop_after: Option<u64>,
+    },
     /// Print a dataset's summary: episodes, frames, contact fraction, a few captions.
     Inspect {
         /// Dataset directory.
@@ -88,6 +107,7 @@ fn main() -> anyhow::Result<()> {
             }
             println!("wrote {} and {}", out.display(), gif.display());
         }
+        Cmd::Train { data, config, out, resume, stop_after } => train(&data, &config, &out, resume, stop_after, command.clone())?,
         Cmd::Inspect { data } => {
             let mut ds = foresight::data::Dataset::open(&data)?;
             let m = ds.manifest.clone();
@@ -102,5 +122,86 @@ fn main() -> anyhow::Result<()> {
             println!("all {} episodes read and validated", ds.len());
         }
     }
+    Ok(())
+}
+
+fn train(data: &std::path::Path, config: &std::path::Path, out: &std::path::Path, resume: bool, stop_after: Option<u64>, command: String) -> anyhow::Result<()> {
+    use foresight::train::autoencoder::{train_autoencoder, StageState};
+    use foresight::train::dynamics::{train_dynamics, DynamicsJob, StageEnd};
+    use foresight::train::{checkpoint, data::FramePool, TrainConfig};
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::io::IsTerminal;
+    let cfg = TrainConfig::load(config)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let ae_state = out.join("autoencoder.state.json");
+    if !resume && (ae_state.exists() || out.join("dynamics.state.json").exists()) {
+        anyhow::bail!("{} already holds a training run; pass --resume to continue it or choose another --out", out.display());
+    }
+    checkpoint::save_json(&out.join("config.json"), &cfg)?;
+    let mut ds = foresight::data::Dataset::open(data)?;
+    let pool = FramePool::load(&mut ds, cfg.val_fraction)?;
+    println!("{}: {} training episodes ({} frames), {} held out", data.display(), pool.train.len(), pool.train_len(), pool.val.len());
+    let tty = std::io::stderr().is_terminal();
+    // A progress bar on a terminal; a line per validation in logs.
+    let make_bar = |name: &str, steps: u64| {
+        let bar = if tty { ProgressBar::new(steps) } else { ProgressBar::hidden() };
+        bar.set_style(ProgressStyle::with_template(&format!("{name} {{bar:30}} {{pos}}/{{len}} {{msg}} eta {{eta}}")).unwrap_or_else(|_| ProgressStyle::default_bar()));
+        bar
+    };
+    let report = |bar: &ProgressBar, name: &str, metric: &str, step: u64, loss: f64, rate: f64, val: Option<f64>, last_val: &mut f64| {
+        if let Some(v) = val {
+            *last_val = v;
+            if !tty {
+                eprintln!("{name} step {step}: loss {loss:.4}, {metric} {v:.3}, {rate:.2} steps/s");
+            }
+        }
+        bar.set_position(step);
+        bar.set_message(format!("loss {loss:.4} {metric} {last_val:.3} {rate:.2} steps/s"));
+    };
+    let device = candle_core::Device::Cpu;
+    let mut budget = stop_after.unwrap_or(u64::MAX);
+    let done = ae_state.exists() && checkpoint::load_json::<StageState>(&ae_state)?.step >= cfg.autoencoder_stage.steps;
+    if !done {
+        let bar = make_bar("autoencoder", cfg.autoencoder_stage.steps);
+        let mut val = f64::NAN;
+        let meta = train_autoencoder(&pool, &cfg.autoencoder, &cfg.autoencoder_stage, cfg.seed, out, resume, &mut budget, &device, |step, loss, rate, v| {
+            report(&bar, "autoencoder", "held-out PSNR dB", step, loss, rate, v, &mut val)
+        })?;
+        bar.finish();
+        if meta.steps < cfg.autoencoder_stage.steps {
+            println!("stopped at autoencoder step {} of {}; continue with --resume", meta.steps, cfg.autoencoder_stage.steps);
+            return Ok(());
+        }
+        println!("autoencoder: {} steps, held-out reconstruction PSNR {:.2} dB, latent {:?} (scale {:.3})", meta.steps, meta.val_psnr, meta.config.latent_shape(), meta.latent_scale);
+    }
+    let bar = make_bar("dynamics", cfg.dynamics_stage.steps);
+    let mut val = f64::NAN;
+    let job = DynamicsJob {
+        pool: &pool,
+        manifest: &ds.manifest,
+        config: &cfg.dynamics,
+        stage: &cfg.dynamics_stage,
+        sampler: cfg.sampler,
+        seed: cfg.seed,
+        out,
+        resume: resume || done,
+        command,
+    };
+    let meta = match train_dynamics(&job, &mut budget, |step, loss, rate, v| report(&bar, "dynamics", "held-out loss", step, loss, rate, v, &mut val))? {
+        StageEnd::Finished(m) => m,
+        StageEnd::Paused(step) => {
+            println!("stopped at dynamics step {step} of {}; continue with --resume", cfg.dynamics_stage.steps);
+            return Ok(());
+        }
+    };
+    bar.finish();
+    let wm = foresight::world_model::WorldModel::load(&out.join("world_model.safetensors"))?;
+    println!(
+        "world model: {} dynamics steps; {:.2} M transformer parameters, {:.3} GFLOP a forward pass -> {}",
+        meta.steps,
+        wm.dit_parameters() as f64 / 1e6,
+        wm.dit.flops_per_sample() / 1e9,
+        out.join("world_model.safetensors").display()
+    );
     Ok(())
 }

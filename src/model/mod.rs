@@ -1,8 +1,10 @@
-//! The world model's networks: the video compression network (autoencoder) and, next, the
-//! spacetime-patch diffusion transformer.
+//! The world model's networks: the video compression network (autoencoder) and the spacetime
+//! patch diffusion transformer, built from shared transformer pieces.
 
 pub mod autoencoder;
-pub mod blocks;
+pub mod diffusion;
+pub mod dit;
 pub mod frames;
+pub mod transformer;
 
 pub use autoencoder::{Autoencoder, AutoencoderConfig};

@@ -2,6 +2,7 @@
 
 mod dataset;
 mod model;
+mod world_model;
 mod scene;
 
 /// A fresh empty directory under the target dir.

@@ -71,3 +71,33 @@ fn frame_tensor_round_trip_and_psnr() {
     assert!(psnr(&f, &g) > 40.0);
     assert!(frames_to_tensor(&[&f[..10]], 8, 8, &Device::Cpu).is_err());
 }
+
+#[test]
+fn pixel_shuffle_inverts_unshuffle() {
+    use foresight::model::autoencoder::{pixel_shuffle, pixel_unshuffle};
+    let x = Tensor::arange(0f32, 2.0 * 3.0 * 8.0 * 8.0, &Device::Cpu).unwrap().reshape((2, 3, 8, 8)).unwrap();
+    let y = pixel_unshuffle(&x, 2).unwrap();
+    assert_eq!(y.dims(), &[2, 12, 4, 4]);
+    // Channel 0 of the unshuffled map is the top-left pixel of each 2×2 cell of channel 0.
+    let v: Vec<f32> = y.get(0).unwrap().get(0).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(&v[..2], &[0.0, 2.0]);
+    let z = pixel_shuffle(&y, 2).unwrap();
+    assert_eq!(z.flatten_all().unwrap().to_vec1::<f32>().unwrap(), x.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+}
+
+#[test]
+#[ignore = "timing probe: cargo test -p foresight --test core -- --ignored --nocapture"]
+fn autoencoder_step_time() {
+    let dev = Device::Cpu;
+    let vm = VarMap::new();
+    let ae = Autoencoder::new(AutoencoderConfig::small(), VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+    let x = Tensor::rand(-1f32, 1f32, (16, 3, 64, 64), &dev).unwrap();
+    for _ in 0..3 {
+        let t = std::time::Instant::now();
+        let loss = ae.decode(&ae.encode(&x).unwrap()).unwrap().sub(&x).unwrap().sqr().unwrap().mean_all().unwrap();
+        let t1 = t.elapsed();
+        let _g = loss.backward().unwrap();
+        println!("batch 16: forward {:?}, forward+backward {:?}", t1, t.elapsed());
+    }
+}
+

@@ -1,0 +1,188 @@
+//! Stage 1: train the autoencoder on every frame of the training episodes, then freeze it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{DType, Device};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use super::checkpoint::{json_path, load_into_varmap, load_json, load_tensors, save_json, save_tensors, varmap_tensors, CheckpointError};
+use super::config::{lr_at, StageConfig};
+use super::data::FramePool;
+use super::optim::{AdamW, AdamWConfig};
+use crate::model::frames::{frames_to_tensor, psnr, tensor_to_frames};
+use crate::model::{Autoencoder, AutoencoderConfig};
+use crate::rng::Rng;
+
+/// Version of the autoencoder checkpoint JSON.
+pub const AE_FORMAT_VERSION: u32 = 1;
+
+/// `autoencoder.json`: what `autoencoder.safetensors` holds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AutoencoderMeta {
+    /// [`AE_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Network sizes.
+    pub config: AutoencoderConfig,
+    /// Frame size `[H, W]`.
+    pub resolution: [usize; 2],
+    /// Standard deviation of the latents over training frames (diffusion works on z / scale).
+    pub latent_scale: f32,
+    /// Mean reconstruction PSNR on held-out frames, dB.
+    pub val_psnr: f64,
+    /// Optimiser steps taken.
+    pub steps: u64,
+}
+
+/// Progress of a stage, for `--resume`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageState {
+    /// Steps done.
+    pub step: u64,
+    /// `(step, training loss)` every log interval.
+    pub loss: Vec<(u64, f64)>,
+    /// `(step, validation metric)` every validation.
+    pub val: Vec<(u64, f64)>,
+    /// Wall seconds spent so far.
+    pub seconds: f64,
+}
+
+/// A trained autoencoder loaded for inference.
+pub struct LoadedAutoencoder {
+    /// The network.
+    pub model: Autoencoder,
+    /// Its description.
+    pub meta: AutoencoderMeta,
+}
+
+/// Loads `autoencoder.safetensors` + `.json`, refusing mismatched or truncated files.
+pub fn load_autoencoder(weights: &Path, device: &Device) -> Result<LoadedAutoencoder, CheckpointError> {
+    let meta: AutoencoderMeta = load_json(&json_path(weights))?;
+    if meta.format_version != AE_FORMAT_VERSION {
+        return Err(CheckpointError::Invalid { path: json_path(weights), message: format!("format_version {} is not {AE_FORMAT_VERSION}", meta.format_version) });
+    }
+    let tensors = load_tensors(weights, device)?;
+    let vm = VarMap::new();
+    let model = Autoencoder::new(meta.config.clone(), VarBuilder::from_varmap(&vm, DType::F32, device)).map_err(|e| CheckpointError::Invalid { path: json_path(weights), message: e.to_string() })?;
+    load_into_varmap(&vm, &tensors, weights, "")?;
+    Ok(LoadedAutoencoder { model, meta })
+}
+
+/// Reconstruction PSNR (mean over frames) of `frames` through the autoencoder.
+pub fn reconstruction_psnr(ae: &Autoencoder, frames: &[&[u8]], h: usize, w: usize, device: &Device) -> candle_core::Result<f64> {
+    let mut total = 0.0;
+    for chunk in frames.chunks(64) {
+        let x = frames_to_tensor(chunk, h, w, device)?;
+        let y = tensor_to_frames(&ae.decode(&ae.encode(&x)?)?)?;
+        total += chunk.iter().zip(&y).map(|(a, b)| psnr(a, b)).sum::<f64>();
+    }
+    Ok(total / frames.len().max(1) as f64)
+}
+
+/// Trains (or resumes) stage 1 into `out/autoencoder.*`. `progress` gets `(step, loss, steps/s)`.
+pub fn train_autoencoder(
+    pool: &FramePool,
+    cfg: &AutoencoderConfig,
+    stage: &StageConfig,
+    seed: u64,
+    out: &Path,
+    resume: bool,
+    budget: &mut u64,
+    device: &Device,
+    mut progress: impl FnMut(u64, f64, f64, Option<f64>),
+) -> anyhow::Result<AutoencoderMeta> {
+    anyhow::ensure!(cfg.resolution == [pool.height, pool.width], "the autoencoder is configured for {:?} frames, the dataset has {}x{}", cfg.resolution, pool.height, pool.width);
+    let weights = out.join("autoencoder.safetensors");
+    let opt_path = out.join("autoencoder.opt.safetensors");
+    let state_path = out.join("autoencoder.state.json");
+    let vm = VarMap::new();
+    let model = Autoencoder::new(cfg.clone(), VarBuilder::from_varmap(&vm, DType::F32, device))?;
+    let mut opt = AdamW::new(vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone(), AdamWConfig { lr: stage.lr, weight_decay: 0.0, ..Default::default() })?;
+    super::checkpoint::reseed_varmap(&vm, seed)?;
+    let mut state = StageState::default();
+    if resume && state_path.exists() {
+        state = load_json(&state_path)?;
+        load_into_varmap(&vm, &load_tensors(&weights, device)?, &weights, "")?;
+        opt.load_state(&load_tensors(&opt_path, device)?, state.step)?;
+    }
+    let (h, w) = (pool.height, pool.width);
+    let started = Instant::now() - std::time::Duration::from_secs_f64(state.seconds);
+    let mut window = (Instant::now(), state.step);
+    let save = |vm: &VarMap, opt: &AdamW, state: &StageState, val_psnr: f64| -> anyhow::Result<AutoencoderMeta> {
+        let scale = latent_scale(&model, pool, h, w, device)?;
+        let meta = AutoencoderMeta { format_version: AE_FORMAT_VERSION, config: cfg.clone(), resolution: [h, w], latent_scale: scale, val_psnr, steps: state.step };
+        save_tensors(&weights, &varmap_tensors(vm))?;
+        save_json(&json_path(&weights), &meta)?;
+        save_tensors(&opt_path, &opt.state())?;
+        save_json(&state_path, state)?;
+        Ok(meta)
+    };
+    let mut val_psnr = state.val.last().map_or(0.0, |v| v.1);
+    while state.step < stage.steps && *budget > 0 {
+        *budget -= 1;
+        let step = state.step;
+        opt.config.lr = lr_at(stage, step);
+        let mut rng = Rng::new(seed ^ crate::rng::mix64(step.wrapping_add(1)));
+        let batch: Vec<&[u8]> = (0..stage.batch).map(|_| pool.train_frame(rng.below(pool.train_len()))).collect();
+        let x = frames_to_tensor(&batch, h, w, device)?;
+        let y = model.decode(&model.encode(&x)?)?;
+        let diff = (&y - &x)?;
+        // L1 keeps flat colours' edges sharp; MSE is what PSNR measures.
+        let loss = (diff.sqr()?.mean_all()? + diff.abs()?.mean_all()?)?;
+        let grads = loss.backward()?;
+        opt.step(&grads)?;
+        let last_loss = loss.to_scalar::<f32>()? as f64;
+        if !last_loss.is_finite() {
+            anyhow::bail!("autoencoder loss became {last_loss} at step {step}; lower the learning rate");
+        }
+        state.step += 1;
+        if state.step % 10 == 0 {
+            state.loss.push((state.step, last_loss));
+        }
+        let validate = state.step % stage.val_every == 0 || state.step == stage.steps;
+        if validate {
+            let frames: Vec<&[u8]> = (0..pool.val_len().min(256)).map(|i| pool.val_frame(i)).collect();
+            val_psnr = reconstruction_psnr(&model, &frames, h, w, device)?;
+            state.val.push((state.step, val_psnr));
+        }
+        let rate = (state.step - window.1) as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
+        progress(state.step, last_loss, rate, validate.then_some(val_psnr));
+        if window.0.elapsed().as_secs_f64() > 30.0 {
+            window = (Instant::now(), state.step);
+        }
+        if state.step % stage.ckpt_every == 0 || state.step == stage.steps {
+            state.seconds = started.elapsed().as_secs_f64();
+            save(&vm, &opt, &state, val_psnr)?;
+        }
+    }
+    state.seconds = started.elapsed().as_secs_f64();
+    save(&vm, &opt, &state, val_psnr)
+}
+
+/// Standard deviation of latents over up to 512 training frames.
+fn latent_scale(model: &Autoencoder, pool: &FramePool, h: usize, w: usize, device: &Device) -> candle_core::Result<f32> {
+    let n = pool.train_len().min(512);
+    let mut sum = 0.0f64;
+    let mut sq = 0.0f64;
+    let mut count = 0usize;
+    let step = (pool.train_len() / n.max(1)).max(1);
+    let frames: Vec<&[u8]> = (0..n).map(|i| pool.train_frame(i * step)).collect();
+    for chunk in frames.chunks(64) {
+        let z = model.encode(&frames_to_tensor(chunk, h, w, device)?)?.flatten_all()?;
+        let v: Vec<f32> = z.to_vec1()?;
+        count += v.len();
+        for x in v {
+            sum += x as f64;
+            sq += (x as f64) * (x as f64);
+        }
+    }
+    let mean = sum / count.max(1) as f64;
+    Ok(((sq / count.max(1) as f64 - mean * mean).max(1e-8)).sqrt() as f32)
+}
+
+/// Where stage 1 writes its weights.
+pub fn autoencoder_path(out: &Path) -> PathBuf {
+    out.join("autoencoder.safetensors")
+}
+

@@ -1,0 +1,121 @@
+//! Checkpoints: `NAME.safetensors` (weights) beside `NAME.json` (what the weights are), written
+//! atomically; optimiser moments and the training state beside them for `--resume`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::data::{write_atomic, DataError};
+
+/// A checkpoint that could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// File trouble.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A file is not what it should be.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// File.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(path: &Path, message: impl Into<String>) -> CheckpointError {
+    CheckpointError::Invalid { path: path.to_owned(), message: message.into() }
+}
+
+/// The JSON that sits beside a `.safetensors` file.
+pub fn json_path(weights: &Path) -> PathBuf {
+    weights.with_extension("json")
+}
+
+/// Serialises tensors to safetensors bytes and writes them atomically.
+pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<(), CheckpointError> {
+    let mut named: Vec<(&String, &Tensor)> = tensors.iter().collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    let bytes = safetensors::serialize(named, None).map_err(|e| invalid(path, format!("cannot serialise: {e}")))?;
+    write_atomic(path, &bytes)?;
+    Ok(())
+}
+
+/// Reads every tensor of a safetensors file; a truncated or corrupt file is refused by name.
+pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, CheckpointError> {
+    let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_owned(), source })?;
+    candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| invalid(path, format!("corrupt or truncated checkpoint: {e}")))
+}
+
+/// The variables of a [`VarMap`] as named tensors.
+pub fn varmap_tensors(vm: &VarMap) -> HashMap<String, Tensor> {
+    let data = vm.data().lock().map(|d| d.clone()).unwrap_or_default();
+    data.into_iter().map(|(k, v)| (k, v.as_tensor().clone())).collect()
+}
+
+/// Copies checkpoint tensors into the variables of a [`VarMap`]; every variable must be there
+/// with its shape, and no tensor may be left over (the JSON must describe these weights).
+pub fn load_into_varmap(vm: &VarMap, tensors: &HashMap<String, Tensor>, path: &Path, prefix: &str) -> Result<(), CheckpointError> {
+    let data = vm.data().lock().map_err(|_| invalid(path, "variable map poisoned"))?;
+    for (name, var) in data.iter() {
+        let key = format!("{prefix}{name}");
+        let t = tensors.get(&key).ok_or_else(|| invalid(path, format!("the weights lack `{key}`: the JSON config does not match them")))?;
+        if t.dims() != var.dims() {
+            return Err(invalid(path, format!("`{key}` is {:?} in the weights but {:?} in the config", t.dims(), var.dims())));
+        }
+        var.set(t).map_err(|e| invalid(path, e.to_string()))?;
+    }
+    let extra: Vec<&String> = tensors.keys().filter(|k| k.starts_with(prefix) && !data.contains_key(&k[prefix.len()..])).collect();
+    if let Some(k) = extra.first() {
+        return Err(invalid(path, format!("the weights hold `{k}`, which the JSON config has no place for ({} such tensors)", extra.len())));
+    }
+    Ok(())
+}
+
+/// Writes a JSON value atomically.
+pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| invalid(path, e.to_string()))?;
+    write_atomic(path, text.as_bytes())?;
+    Ok(())
+}
+
+/// Reads a JSON file into `T`, naming the file on error.
+pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T, CheckpointError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_owned(), source })?;
+    serde_json::from_str(&text).map_err(|e| invalid(path, format!("not a valid checkpoint description: {e}")))
+}
+
+/// Makes initialisation reproducible: candle's CPU generator cannot be seeded, so every variable
+/// that was drawn at random (neither all zeros nor all ones) is drawn again from `seed`, in name
+/// order, with the standard deviation of its layer's rule: `*.weight` (out, in) Kaiming normal
+/// `sqrt(2 / in)`, `*.bias` uniform ±`1/sqrt(in)` (std `1/sqrt(3 in)`), `*pos` 0.02.
+pub fn reseed_varmap(vm: &VarMap, seed: u64) -> candle_core::Result<()> {
+    let data = vm.data().lock().map_err(|_| candle_core::Error::Msg("variable map poisoned".into()))?;
+    let mut names: Vec<&String> = data.keys().collect();
+    names.sort();
+    let mut rng = crate::rng::Rng::new(seed ^ 0x1417);
+    for name in names {
+        let var = &data[name];
+        let v: Vec<f32> = var.as_tensor().flatten_all()?.to_vec1()?;
+        if v.iter().all(|&x| x == 0.0) || v.iter().all(|&x| x == 1.0) {
+            continue;
+        }
+        let fan_in = |w: &str| data.get(w).and_then(|t| t.dims().get(1).copied()).unwrap_or(1) as f32;
+        let std = if name.ends_with("pos") {
+            0.02
+        } else if let Some(stem) = name.strip_suffix("weight") {
+            (2.0 / fan_in(&format!("{stem}weight"))).sqrt()
+        } else if let Some(stem) = name.strip_suffix("bias") {
+            1.0 / (3.0 * fan_in(&format!("{stem}weight"))).sqrt()
+        } else {
+            candle_core::bail!("no initialisation rule for `{name}`");
+        };
+        let fresh: Vec<f32> = (0..v.len()).map(|_| rng.normal() * std).collect();
+        var.set(&Tensor::from_vec(fresh, var.dims(), var.device())?)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,87 @@
+//! `foresight train --config FILE`: what to train and for how long (JSON).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::diffusion::SamplerConfig;
+use crate::model::AutoencoderConfig;
+use crate::train::dynamics::DynamicsConfig;
+
+/// One stage's optimisation schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Optimiser steps.
+    pub steps: u64,
+    /// Examples per step.
+    pub batch: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Linear warm-up steps.
+    #[serde(default = "default_warmup")]
+    pub warmup: u64,
+    /// Validate every this many steps.
+    #[serde(default = "default_val_every")]
+    pub val_every: u64,
+    /// Checkpoint every this many steps.
+    #[serde(default = "default_ckpt_every")]
+    pub ckpt_every: u64,
+}
+
+fn default_warmup() -> u64 {
+    100
+}
+fn default_val_every() -> u64 {
+    250
+}
+fn default_ckpt_every() -> u64 {
+    100
+}
+fn default_val_fraction() -> f64 {
+    0.05
+}
+
+/// The whole training recipe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Seed of batch sampling and initialisation.
+    pub seed: u64,
+    /// Fraction of episodes held out for validation (the last ones).
+    #[serde(default = "default_val_fraction")]
+    pub val_fraction: f64,
+    /// Autoencoder sizes.
+    pub autoencoder: AutoencoderConfig,
+    /// Stage 1 schedule.
+    pub autoencoder_stage: StageConfig,
+    /// Transformer sizes and regularisation.
+    pub dynamics: DynamicsConfig,
+    /// Stage 2 schedule.
+    pub dynamics_stage: StageConfig,
+    /// Default sampler written into the checkpoint.
+    #[serde(default)]
+    pub sampler: SamplerConfig,
+}
+
+impl TrainConfig {
+    /// Reads and checks a config file.
+    pub fn load(path: &std::path::Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let cfg: TrainConfig = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        cfg.autoencoder.validate().map_err(|e| anyhow::anyhow!("{}: autoencoder: {e}", path.display()))?;
+        cfg.sampler.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        for (name, s) in [("autoencoder_stage", &cfg.autoencoder_stage), ("dynamics_stage", &cfg.dynamics_stage)] {
+            anyhow::ensure!(s.batch > 0 && s.lr.is_finite() && s.lr > 0.0 && s.val_every > 0 && s.ckpt_every > 0, "{}: {name}: batch, lr, val_every and ckpt_every must be positive", path.display());
+        }
+        anyhow::ensure!((0.0..0.5).contains(&cfg.val_fraction), "{}: val_fraction must be in [0, 0.5)", path.display());
+        Ok(cfg)
+    }
+}
+
+/// Learning rate at `step`: linear warm-up, then cosine decay to 10% of the peak.
+pub fn lr_at(s: &StageConfig, step: u64) -> f64 {
+    if step < s.warmup {
+        return s.lr * (step + 1) as f64 / s.warmup as f64;
+    }
+    let p = (step - s.warmup) as f64 / (s.steps.saturating_sub(s.warmup)).max(1) as f64;
+    s.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * p.min(1.0)).cos()))
+}

@@ -1,0 +1,61 @@
+//! Training data in memory: every frame of a dataset, split by episode into training and
+//! held-out parts.
+
+use crate::data::{DataError, Dataset, Episode};
+
+/// Frames and episodes of a dataset, split into training and validation episodes.
+pub struct FramePool {
+    /// Frame height.
+    pub height: usize,
+    /// Frame width.
+    pub width: usize,
+    /// Training episodes.
+    pub train: Vec<Episode>,
+    /// Held-out episodes (the last `val_fraction` of the dataset).
+    pub val: Vec<Episode>,
+    train_index: Vec<(usize, usize)>,
+    val_index: Vec<(usize, usize)>,
+}
+
+impl FramePool {
+    /// Loads every episode of `ds`.
+    pub fn load(ds: &mut Dataset, val_fraction: f64) -> Result<Self, DataError> {
+        let n = ds.len();
+        if n < 2 {
+            return Err(DataError::Invalid(format!("{}: {n} episodes; training needs at least 2", ds.dir().display())));
+        }
+        let n_val = ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1);
+        let mut eps = (0..n).map(|i| ds.episode(i)).collect::<Result<Vec<_>, _>>()?;
+        let val = eps.split_off(n - n_val);
+        let [height, width] = ds.manifest.resolution;
+        let index = |e: &[Episode]| e.iter().enumerate().flat_map(|(i, ep)| (0..ep.num_frames()).map(move |t| (i, t))).collect();
+        Ok(FramePool { height, width, train_index: index(&eps), val_index: index(&val), train: eps, val })
+    }
+
+    /// Frames available for training.
+    pub fn train_len(&self) -> usize {
+        self.train_index.len()
+    }
+
+    /// Held-out frames.
+    pub fn val_len(&self) -> usize {
+        self.val_index.len()
+    }
+
+    /// Training frame `i`.
+    pub fn train_frame(&self, i: usize) -> &[u8] {
+        let (e, t) = self.train_index[i];
+        self.train[e].frame(t)
+    }
+
+    /// Held-out frame `i`.
+    pub fn val_frame(&self, i: usize) -> &[u8] {
+        let (e, t) = self.val_index[i];
+        self.val[e].frame(t)
+    }
+
+    /// Seeds of the training episodes (recorded in checkpoints; `eval` refuses them).
+    pub fn train_seeds(&self) -> Vec<u64> {
+        self.train.iter().map(|e| e.seed).collect()
+    }
+}

@@ -1,0 +1,311 @@
+//! Stage 2: train the diffusion transformer on latents of the frozen autoencoder, and write the
+//! world-model checkpoint (autoencoder + transformer + metadata).
+
+use std::path::Path;
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
+
+use super::autoencoder::{load_autoencoder, StageState};
+use super::checkpoint::{json_path, load_into_varmap, load_json, load_tensors, save_json, save_tensors, varmap_tensors};
+use super::config::{lr_at, StageConfig};
+use super::data::FramePool;
+use super::optim::{AdamW, AdamWConfig};
+use crate::data::{Episode, Manifest};
+use crate::model::diffusion::{seeded_noise, SamplerConfig};
+use crate::model::dit::{DitConfig, DitInput};
+use crate::rng::Rng;
+use crate::world_model::{WorldModel, WorldModelMeta, WM_FORMAT_VERSION};
+
+/// Transformer sizes chosen in the training config (the rest comes from data and autoencoder).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DynamicsConfig {
+    /// Context frames K.
+    pub context: usize,
+    /// Spatial patch side in latent cells.
+    pub patch: usize,
+    /// Token width.
+    pub dim: usize,
+    /// Blocks.
+    pub depth: usize,
+    /// Heads.
+    pub heads: usize,
+    /// MLP ratio.
+    pub mlp_ratio: usize,
+    /// Probability of dropping the actions (classifier-free guidance).
+    pub action_dropout: f64,
+    /// Largest context noise level drawn in training.
+    pub max_context_noise: f64,
+    /// Extra loss weight on latent cells that change (`1 + w·moving`).
+    pub moving_weight: f64,
+}
+
+/// Latents of every frame of an episode, normalised by the autoencoder's scale.
+struct EpisodeLatents {
+    z: Vec<f32>,
+    actions: Vec<f32>,
+    frames: usize,
+}
+
+fn encode_episodes(wm: &WorldModel, eps: &[Episode]) -> anyhow::Result<Vec<EpisodeLatents>> {
+    let mut out = Vec::with_capacity(eps.len());
+    for ep in eps {
+        let frames: Vec<&[u8]> = (0..ep.num_frames()).map(|t| ep.frame(t)).collect();
+        let z: Vec<f32> = wm.encode(&frames)?.flatten_all()?.to_vec1()?;
+        let actions = (0..ep.steps()).map(|t| wm.normalise_action(ep.action(t))).collect::<Result<Vec<_>, _>>()?.concat();
+        out.push(EpisodeLatents { z, actions, frames: ep.num_frames() });
+    }
+    Ok(out)
+}
+
+/// One training batch.
+struct Batch {
+    context: Tensor,
+    context_mask: Tensor,
+    actions: Tensor,
+    action_mask: Tensor,
+    target: Tensor,
+}
+
+fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, cfg: &DitConfig, delta_scale: f32, device: &Device) -> candle_core::Result<Batch> {
+    let [lc, lh, lw] = cfg.latent;
+    let cells = lc * lh * lw;
+    let (k, a_dim) = (cfg.context, cfg.action_dim);
+    let mut ctx = vec![0f32; b * k * cells];
+    let mut cmask = vec![0f32; b * k];
+    let mut acts = vec![0f32; b * k * a_dim];
+    let mut amask = vec![0f32; b * k];
+    let mut target = vec![0f32; b * cells];
+    for i in 0..b {
+        let e = &eps[rng.below(eps.len())];
+        let t = 1 + rng.below(e.frames - 1);
+        let n = 1 + rng.below(k.min(t));
+        for j in 0..n {
+            let (slot, f) = (k - n + j, t - n + j);
+            ctx[(i * k + slot) * cells..(i * k + slot + 1) * cells].copy_from_slice(&e.z[f * cells..(f + 1) * cells]);
+            cmask[i * k + slot] = 1.0;
+            acts[(i * k + slot) * a_dim..(i * k + slot + 1) * a_dim].copy_from_slice(&e.actions[f * a_dim..(f + 1) * a_dim]);
+            amask[i * k + slot] = 1.0;
+        }
+        for c in 0..cells {
+            target[i * cells + c] = (e.z[t * cells + c] - e.z[(t - 1) * cells + c]) / delta_scale;
+        }
+    }
+    Ok(Batch {
+        context: Tensor::from_vec(ctx, (b, k, lc, lh, lw), device)?,
+        context_mask: Tensor::from_vec(cmask, (b, k), device)?,
+        actions: Tensor::from_vec(acts, (b, k, a_dim), device)?,
+        action_mask: Tensor::from_vec(amask, (b, k), device)?,
+        target: Tensor::from_vec(target, (b, lc, lh, lw), device)?,
+    })
+}
+
+/// The rectified-flow x-prediction loss of one batch, with context noise, action dropout and a
+/// weight `1 / max(τ, 0.5)²` (so τ = 1, the only level a one-step sampler visits, is not starved)
+/// times `1 + moving_weight` on cells that change.
+fn batch_loss(wm: &WorldModel, batch: &Batch, dyn_cfg: &DynamicsConfig, rng: &mut Rng) -> candle_core::Result<Tensor> {
+    let dev = batch.target.device();
+    let (b, k) = (batch.target.dim(0)?, wm.meta.context);
+    let [lc, lh, lw] = wm.meta.dit.latent;
+    let taus: Vec<f32> = (0..b).map(|_| if rng.uniform() < 0.3 { 1.0 } else { rng.uniform() }).collect();
+    let sig: Vec<f32> = (0..b).map(|_| rng.uniform() * dyn_cfg.max_context_noise as f32).collect();
+    let drop: Vec<f32> = (0..b).map(|_| (rng.uniform() < dyn_cfg.action_dropout as f32) as u8 as f32).collect();
+    let tau = Tensor::from_vec(taus.clone(), b, dev)?;
+    let sigma = Tensor::from_vec(sig, b, dev)?;
+    let eps = seeded_noise(rng, &[b, lc, lh, lw], dev)?;
+    let t4 = tau.reshape((b, 1, 1, 1))?;
+    let noisy = (batch.target.broadcast_mul(&(1.0 - &t4)?)? + eps.broadcast_mul(&t4)?)?;
+    let ctx_eps = seeded_noise(rng, &[b, k, lc, lh, lw], dev)?;
+    let ctx_noise = ctx_eps.broadcast_mul(&sigma.reshape((b, 1, 1, 1, 1))?)?.broadcast_mul(&batch.context_mask.reshape((b, k, 1, 1, 1))?)?;
+    let context = (&batch.context + ctx_noise)?;
+    let drop_t = Tensor::from_vec(drop, b, dev)?;
+    let pred = wm.dit.forward(&DitInput {
+        noisy: &noisy,
+        context: &context,
+        context_mask: &batch.context_mask,
+        tau: &tau,
+        context_noise: &sigma,
+        actions: &batch.actions,
+        action_mask: &batch.action_mask,
+        drop_actions: &drop_t,
+    })?;
+    let w_tau: Vec<f32> = taus.iter().map(|t| 1.0 / t.max(0.5).powi(2)).collect();
+    let w_tau = Tensor::from_vec(w_tau, (b, 1, 1, 1), dev)?;
+    let moving = (batch.target.abs()?.ge(0.5)?.to_dtype(candle_core::DType::F32)? * dyn_cfg.moving_weight)? + 1.0;
+    let err = (pred - &batch.target)?.sqr()?;
+    err.broadcast_mul(&w_tau)?.mul(&moving?)?.mean_all()
+}
+
+/// What stage 2 needs from the rest of training.
+pub struct DynamicsJob<'a> {
+    /// Data.
+    pub pool: &'a FramePool,
+    /// The dataset's manifest (scene, actions, bodies).
+    pub manifest: &'a Manifest,
+    /// Transformer sizes and regularisation.
+    pub config: &'a DynamicsConfig,
+    /// Schedule.
+    pub stage: &'a StageConfig,
+    /// Default sampler stored in the checkpoint.
+    pub sampler: SamplerConfig,
+    /// Seed.
+    pub seed: u64,
+    /// Output directory (holds `autoencoder.safetensors` from stage 1).
+    pub out: &'a Path,
+    /// Continue a killed run.
+    pub resume: bool,
+    /// The command line, stored in the checkpoint.
+    pub command: String,
+}
+
+/// Where a stage stopped.
+pub enum StageEnd {
+    /// All steps done.
+    Finished(WorldModelMeta),
+    /// The step budget of this invocation ran out; a checkpoint was written.
+    Paused(u64),
+}
+
+/// Trains (or resumes) stage 2; writes `out/world_model.safetensors` + `.json`.
+pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl FnMut(u64, f64, f64, Option<f64>)) -> anyhow::Result<StageEnd> {
+    let device = Device::Cpu;
+    let out = job.out;
+    let ae = load_autoencoder(&out.join("autoencoder.safetensors"), &device)?;
+    let m = job.manifest;
+    let dc = job.config;
+    let dit_cfg = DitConfig {
+        latent: ae.meta.config.latent_shape().into(),
+        patch: dc.patch,
+        context: dc.context,
+        action_dim: m.action_spec.dim,
+        dim: dc.dim,
+        depth: dc.depth,
+        heads: dc.heads,
+        mlp_ratio: dc.mlp_ratio,
+    };
+    dit_cfg.validate().map_err(|e| anyhow::anyhow!("dynamics: {e}"))?;
+    let mut meta = WorldModelMeta {
+        format_version: WM_FORMAT_VERSION,
+        scene: m.scene.clone(),
+        scene_hash: m.scene_hash.clone(),
+        resolution: m.resolution,
+        dt: m.dt,
+        frame_skip: m.frame_skip,
+        action_spec: m.action_spec.clone(),
+        bodies: m.bodies.clone(),
+        context: dc.context,
+        latent_scale: ae.meta.latent_scale,
+        delta_scale: 1.0,
+        autoencoder: ae.meta.config.clone(),
+        dit: dit_cfg.clone(),
+        sampler: job.sampler,
+        autoencoder_psnr: ae.meta.val_psnr,
+        train_seeds: job.pool.train_seeds(),
+        steps: 0,
+        command: job.command.clone(),
+    };
+    let vm = VarMap::new();
+    let mut wm = WorldModel::build(meta.clone(), &vm, &device)?;
+    super::checkpoint::reseed_varmap(&vm, job.seed ^ 0xd1)?;
+    // Copy the frozen autoencoder in; only `dit.*` variables are optimised.
+    let ae_tensors = load_tensors(&out.join("autoencoder.safetensors"), &device)?;
+    for (name, var) in vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
+        if let Some(rest) = name.strip_prefix("ae.") {
+            let t = ae_tensors.get(rest).ok_or_else(|| anyhow::anyhow!("autoencoder checkpoint lacks {rest}"))?;
+            var.set(t)?;
+        }
+    }
+    let train = encode_episodes(&wm, &job.pool.train)?;
+    let val = encode_episodes(&wm, &job.pool.val)?;
+    meta.delta_scale = delta_std(&train, dit_cfg.latent.iter().product());
+    wm.meta.delta_scale = meta.delta_scale;
+    let dit_vars: std::collections::HashMap<String, candle_core::Var> = vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter().filter(|(k, _)| k.starts_with("dit.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut opt = AdamW::new(dit_vars, AdamWConfig { lr: job.stage.lr, weight_decay: 0.0, ..Default::default() })?;
+    let weights = out.join("world_model.safetensors");
+    let opt_path = out.join("dynamics.opt.safetensors");
+    let state_path = out.join("dynamics.state.json");
+    let mut state = StageState::default();
+    if job.resume && state_path.exists() {
+        state = load_json(&state_path)?;
+        load_into_varmap(&vm, &load_tensors(&weights, &device)?, &weights, "")?;
+        opt.load_state(&load_tensors(&opt_path, &device)?, state.step)?;
+        let saved: WorldModelMeta = load_json(&json_path(&weights))?;
+        meta.delta_scale = saved.delta_scale;
+        wm.meta.delta_scale = saved.delta_scale;
+    }
+    let started = Instant::now() - std::time::Duration::from_secs_f64(state.seconds);
+    let mut window = (Instant::now(), state.step);
+    let mut val_loss = state.val.last().map_or(f64::NAN, |v| v.1);
+    let save = |vm: &VarMap, opt: &AdamW, state: &StageState, meta: &mut WorldModelMeta| -> anyhow::Result<()> {
+        meta.steps = state.step;
+        save_tensors(&weights, &varmap_tensors(vm))?;
+        save_json(&json_path(&weights), meta)?;
+        save_tensors(&opt_path, &opt.state())?;
+        save_json(&state_path, state)?;
+        Ok(())
+    };
+    while state.step < job.stage.steps {
+        if *budget == 0 {
+            state.seconds = started.elapsed().as_secs_f64();
+            save(&vm, &opt, &state, &mut meta)?;
+            return Ok(StageEnd::Paused(state.step));
+        }
+        *budget -= 1;
+        let step = state.step;
+        opt.config.lr = lr_at(job.stage, step);
+        let mut rng = Rng::new(job.seed ^ 0xd1ce ^ crate::rng::mix64(step.wrapping_add(1)));
+        let batch = make_batch(&train, &mut rng, job.stage.batch, &dit_cfg, meta.delta_scale, &device)?;
+        let loss = batch_loss(&wm, &batch, dc, &mut rng)?;
+        let grads = loss.backward()?;
+        opt.step(&grads)?;
+        let l = loss.to_scalar::<f32>()? as f64;
+        anyhow::ensure!(l.is_finite(), "dynamics loss became {l} at step {step}; lower the learning rate");
+        state.step += 1;
+        if state.step % 10 == 0 {
+            state.loss.push((state.step, l));
+        }
+        let validate = state.step % job.stage.val_every == 0 || state.step == job.stage.steps;
+        if validate {
+            // Fixed held-out batches, fixed noise: comparable across the run.
+            let mut vr = Rng::new(0x5eed);
+            let mut total = 0.0;
+            for _ in 0..4 {
+                let vb = make_batch(&val, &mut vr, 32, &dit_cfg, meta.delta_scale, &device)?;
+                total += batch_loss(&wm, &vb, dc, &mut vr)?.to_scalar::<f32>()? as f64 / 4.0;
+            }
+            val_loss = total;
+            state.val.push((state.step, val_loss));
+        }
+        let rate = (state.step - window.1) as f64 / window.0.elapsed().as_secs_f64().max(1e-9);
+        progress(state.step, l, rate, validate.then_some(val_loss));
+        if window.0.elapsed().as_secs_f64() > 30.0 {
+            window = (Instant::now(), state.step);
+        }
+        if state.step % job.stage.ckpt_every == 0 || state.step == job.stage.steps {
+            state.seconds = started.elapsed().as_secs_f64();
+            save(&vm, &opt, &state, &mut meta)?;
+        }
+    }
+    state.seconds = started.elapsed().as_secs_f64();
+    save(&vm, &opt, &state, &mut meta)?;
+    Ok(StageEnd::Finished(meta))
+}
+
+/// Standard deviation of frame-to-frame latent changes.
+fn delta_std(eps: &[EpisodeLatents], cells: usize) -> f32 {
+    let (mut s, mut n) = (0f64, 0usize);
+    for e in eps {
+        for t in 1..e.frames {
+            for c in 0..cells {
+                let d = (e.z[t * cells + c] - e.z[(t - 1) * cells + c]) as f64;
+                s += d * d;
+                n += 1;
+            }
+        }
+    }
+    ((s / n.max(1) as f64).sqrt() as f32).max(1e-4)
+}
+

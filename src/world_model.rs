@@ -1,0 +1,338 @@
+//! The public API: load a checkpoint, encode frames, predict futures (autoregressive with a
+//! sliding window) in pixel or latent space, for many queries in one batched call.
+//!
+//! A checkpoint is `NAME.safetensors` (`ae.*` autoencoder and `dit.*` transformer weights) beside
+//! `NAME.json` ([`WorldModelMeta`]). `--checkpoint` always names the `.safetensors` file.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::{VarBuilder, VarMap};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{ActionSpec, BodyInfo};
+use crate::model::diffusion::{sample, seeded_noise, Conditioning, SamplerConfig};
+use crate::model::dit::{Dit, DitConfig};
+use crate::model::frames::{frames_to_tensor, tensor_to_frames};
+use crate::model::{Autoencoder, AutoencoderConfig};
+use crate::rng::Rng;
+use crate::train::checkpoint::{json_path, load_into_varmap, load_json, load_tensors, CheckpointError};
+
+/// Version of the world-model checkpoint JSON.
+pub const WM_FORMAT_VERSION: u32 = 1;
+
+/// Longest horizon one query may ask for.
+pub const MAX_HORIZON: usize = 4096;
+
+/// `NAME.json`: everything needed to validate a query and rebuild the networks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorldModelMeta {
+    /// [`WM_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// Scene name.
+    pub scene: String,
+    /// Scene content hash.
+    pub scene_hash: String,
+    /// Frame size `[H, W]`.
+    pub resolution: [usize; 2],
+    /// Physics step and frame skip of the data.
+    pub dt: f32,
+    /// Physics steps per transition.
+    pub frame_skip: u32,
+    /// The actions the model was trained on; `low`/`high` map to [-1, 1].
+    pub action_spec: ActionSpec,
+    /// The dynamic bodies (colours and roles, to locate them in predicted frames).
+    pub bodies: Vec<BodyInfo>,
+    /// Context frames K.
+    pub context: usize,
+    /// Latents are divided by this before the transformer.
+    pub latent_scale: f32,
+    /// Normalised latent changes are divided by this.
+    pub delta_scale: f32,
+    /// Autoencoder sizes.
+    pub autoencoder: AutoencoderConfig,
+    /// Transformer sizes.
+    pub dit: DitConfig,
+    /// Default sampler.
+    pub sampler: SamplerConfig,
+    /// Held-out reconstruction PSNR of the autoencoder, dB.
+    pub autoencoder_psnr: f64,
+    /// Seeds of the training episodes (`eval` refuses data that overlaps them).
+    pub train_seeds: Vec<u64>,
+    /// Optimiser steps of the dynamics stage.
+    pub steps: u64,
+    /// The command that trained it.
+    pub command: String,
+}
+
+/// A query that cannot be answered, or a checkpoint that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum WorldModelError {
+    /// The checkpoint is missing, truncated or inconsistent.
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    /// The query does not fit the model.
+    #[error("invalid query: {0}")]
+    Query(String),
+    /// The tensor library failed.
+    #[error("model failure: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// One question: from these frames, with these actions, what happens?
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// 1 to K context frames, oldest first, each `H*W*3` bytes.
+    pub context: Vec<Vec<u8>>,
+    /// Actions applied between consecutive context frames (`context.len() - 1` of them), if known.
+    pub past_actions: Option<Vec<Vec<f32>>>,
+    /// One action per predicted step.
+    pub actions: Vec<Vec<f32>>,
+    /// Futures to draw.
+    pub samples: usize,
+    /// Noise seed: the same seed gives the same futures.
+    pub seed: u64,
+}
+
+/// The answer to a [`Query`]: `frames[s][h]` is sample s at step h+1.
+#[derive(Debug, Clone)]
+pub struct Prediction {
+    /// Decoded frames, `H*W*3` bytes each.
+    pub frames: Vec<Vec<Vec<u8>>>,
+    /// Latents `(samples, H, C, h, w)` in normalised units.
+    pub latents: Tensor,
+}
+
+/// A loaded world model.
+pub struct WorldModel {
+    /// The autoencoder (frozen).
+    pub autoencoder: Autoencoder,
+    /// The transformer.
+    pub dit: Dit,
+    /// The checkpoint's description.
+    pub meta: WorldModelMeta,
+    device: Device,
+}
+
+impl WorldModel {
+    /// Builds untrained networks for `meta` into `vm` (used by training).
+    pub fn build(meta: WorldModelMeta, vm: &VarMap, device: &Device) -> Result<Self, WorldModelError> {
+        let vb = VarBuilder::from_varmap(vm, DType::F32, device);
+        let autoencoder = Autoencoder::new(meta.autoencoder.clone(), vb.pp("ae"))?;
+        let dit = Dit::new(meta.dit.clone(), vb.pp("dit"))?;
+        Ok(WorldModel { autoencoder, dit, meta, device: device.clone() })
+    }
+
+    /// Loads `NAME.safetensors` + `NAME.json`; a truncated file or a JSON that does not match the
+    /// weights is refused with the reason.
+    pub fn load(weights: &Path) -> Result<Self, WorldModelError> {
+        let jp = json_path(weights);
+        let meta: WorldModelMeta = load_json(&jp)?;
+        let bad = |m: String| WorldModelError::Checkpoint(CheckpointError::Invalid { path: jp.clone(), message: m });
+        if meta.format_version != WM_FORMAT_VERSION {
+            return Err(bad(format!("format_version {} is not {WM_FORMAT_VERSION}", meta.format_version)));
+        }
+        meta.autoencoder.validate().map_err(&bad)?;
+        meta.dit.validate().map_err(&bad)?;
+        meta.sampler.validate().map_err(&bad)?;
+        if meta.autoencoder.resolution != meta.resolution || meta.dit.latent != <[usize; 3]>::from(meta.autoencoder.latent_shape()) || meta.dit.action_dim != meta.action_spec.dim || meta.dit.context != meta.context {
+            return Err(bad("resolution, latent shape, action dimension or context length disagree between sections".into()));
+        }
+        let device = Device::Cpu;
+        let tensors = load_tensors(weights, &device)?;
+        let vm = VarMap::new();
+        let wm = WorldModel::build(meta, &vm, &device)?;
+        load_into_varmap(&vm, &tensors, weights, "")?;
+        Ok(wm)
+    }
+
+    /// Number of transformer parameters.
+    pub fn dit_parameters(&self) -> usize {
+        self.dit.parameter_count()
+    }
+
+    /// The device the model runs on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Normalised latents `(N, C, h, w)` of frames.
+    pub fn encode(&self, frames: &[&[u8]]) -> Result<Tensor, WorldModelError> {
+        let [h, w] = self.meta.resolution;
+        for (i, f) in frames.iter().enumerate() {
+            if f.len() != h * w * 3 {
+                return Err(WorldModelError::Query(format!("frame {i} has {} bytes; the model takes {h}x{w}x3 = {}", f.len(), h * w * 3)));
+            }
+        }
+        let mut out = Vec::new();
+        for chunk in frames.chunks(64) {
+            out.push((self.autoencoder.encode(&frames_to_tensor(chunk, h, w, &self.device)?)? / self.meta.latent_scale as f64)?);
+        }
+        Ok(Tensor::cat(&out, 0)?)
+    }
+
+    /// Frames of normalised latents `(N, C, h, w)`.
+    pub fn decode(&self, z: &Tensor) -> Result<Vec<Vec<u8>>, WorldModelError> {
+        let mut out = Vec::new();
+        let n = z.dim(0)?;
+        for s in (0..n).step_by(64) {
+            let part = z.narrow(0, s, 64.min(n - s))?;
+            out.extend(tensor_to_frames(&self.autoencoder.decode(&(part * self.meta.latent_scale as f64)?)?)?);
+        }
+        Ok(out)
+    }
+
+    /// Maps an action to [-1, 1] by the spec's range; refuses a wrong length or a non-finite value.
+    pub fn normalise_action(&self, a: &[f32]) -> Result<Vec<f32>, WorldModelError> {
+        let s = &self.meta.action_spec;
+        if a.len() != s.dim {
+            return Err(WorldModelError::Query(format!("an action has {} values; the model takes {}", a.len(), s.dim)));
+        }
+        a.iter()
+            .enumerate()
+            .map(|(i, &v)| {
+                if !v.is_finite() {
+                    return Err(WorldModelError::Query(format!("action value {v} (channel `{}`) is not finite", s.names.get(i).cloned().unwrap_or_default())));
+                }
+                let (lo, hi) = (s.low[i], s.high[i]);
+                Ok(if hi > lo { (2.0 * (v.clamp(lo, hi) - lo) / (hi - lo) - 1.0).clamp(-1.0, 1.0) } else { 0.0 })
+            })
+            .collect()
+    }
+
+    fn check_query(&self, q: &Query) -> Result<(), WorldModelError> {
+        let k = self.meta.context;
+        if q.context.is_empty() || q.context.len() > k {
+            return Err(WorldModelError::Query(format!("{} context frames; the model takes 1 to {k}", q.context.len())));
+        }
+        if q.actions.is_empty() || q.actions.len() > MAX_HORIZON {
+            return Err(WorldModelError::Query(format!("horizon {} must be in 1..={MAX_HORIZON}", q.actions.len())));
+        }
+        if q.samples == 0 || q.samples > 256 {
+            return Err(WorldModelError::Query(format!("{} samples; ask for 1 to 256", q.samples)));
+        }
+        if let Some(p) = &q.past_actions {
+            if p.len() + 1 != q.context.len() {
+                return Err(WorldModelError::Query(format!("{} past actions for {} context frames; give one fewer than frames", p.len(), q.context.len())));
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers queries in one batch per step: every sample of every query advances together.
+    pub fn predict_batch(&self, queries: &[Query], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError> {
+        sampler.validate().map_err(WorldModelError::Query)?;
+        for q in queries {
+            self.check_query(q)?;
+        }
+        let mut starts = Vec::new();
+        for q in queries {
+            let refs: Vec<&[u8]> = q.context.iter().map(|f| f.as_slice()).collect();
+            starts.push(self.encode(&refs)?);
+        }
+        let latents = self.rollout_latent(queries, &starts, sampler)?;
+        let mut out = Vec::new();
+        for lat in latents {
+            let (s, h, c, lh, lw) = lat.dims5()?;
+            let frames = self.decode(&lat.reshape((s * h, c, lh, lw))?)?;
+            out.push(Prediction { frames: frames.chunks(h).map(|c| c.to_vec()).collect(), latents: lat });
+        }
+        Ok(out)
+    }
+
+    /// One query.
+    pub fn predict(&self, q: &Query, sampler: &SamplerConfig) -> Result<Prediction, WorldModelError> {
+        Ok(self.predict_batch(std::slice::from_ref(q), sampler)?.remove(0))
+    }
+
+    /// Rolls queries forward in latent space from their encoded context (`starts[i]`:
+    /// `(k_i, C, h, w)` normalised latents). Returns per query `(samples, H, C, h, w)`.
+    pub fn rollout_latent(&self, queries: &[Query], starts: &[Tensor], sampler: &SamplerConfig) -> Result<Vec<Tensor>, WorldModelError> {
+        let k = self.meta.context;
+        let a_dim = self.meta.action_spec.dim;
+        let [lc, lh, lw] = self.meta.dit.latent;
+        let cells = lc * lh * lw;
+        // One row per (query, sample): a window of latents and actions (None = missing).
+        struct Row {
+            q: usize,
+            frames: Vec<Option<Vec<f32>>>,
+            acts: Vec<Option<Vec<f32>>>,
+            rng: Rng,
+            out: Vec<Vec<f32>>,
+        }
+        let mut rows = Vec::new();
+        for (qi, (q, z)) in queries.iter().zip(starts).enumerate() {
+            let z: Vec<f32> = z.flatten_all()?.to_vec1()?;
+            let n = z.len() / cells;
+            let past: Vec<Option<Vec<f32>>> = match &q.past_actions {
+                Some(p) => p.iter().map(|a| self.normalise_action(a).map(Some)).collect::<Result<_, _>>()?,
+                None => vec![None; n.saturating_sub(1)],
+            };
+            for s in 0..q.samples {
+                rows.push(Row {
+                    q: qi,
+                    frames: (0..n).map(|i| Some(z[i * cells..(i + 1) * cells].to_vec())).collect(),
+                    acts: past.clone(),
+                    rng: Rng::new(q.seed ^ crate::rng::mix64(s as u64 + 1)),
+                    out: Vec::new(),
+                });
+            }
+        }
+        let horizon = queries.iter().map(|q| q.actions.len()).max().unwrap_or(0);
+        let normalised: Vec<Vec<Vec<f32>>> = queries.iter().map(|q| q.actions.iter().map(|a| self.normalise_action(a)).collect::<Result<_, _>>()).collect::<Result<_, _>>()?;
+        for t in 0..horizon {
+            let active: Vec<usize> = (0..rows.len()).filter(|&r| t < queries[rows[r].q].actions.len()).collect();
+            let b = active.len();
+            let mut ctx = vec![0f32; b * k * cells];
+            let mut cmask = vec![0f32; b * k];
+            let mut acts = vec![0f32; b * k * a_dim];
+            let mut amask = vec![0f32; b * k];
+            let mut noise = Vec::with_capacity(b * cells);
+            for (i, &r) in active.iter().enumerate() {
+                let row = &mut rows[r];
+                row.acts.push(Some(normalised[row.q][t].clone()));
+                // Right-align the last K frames and the actions that follow them.
+                let nf = row.frames.len();
+                for j in 0..k.min(nf) {
+                    let slot = k - 1 - j;
+                    if let Some(f) = &row.frames[nf - 1 - j] {
+                        ctx[(i * k + slot) * cells..(i * k + slot + 1) * cells].copy_from_slice(f);
+                        cmask[i * k + slot] = 1.0;
+                    }
+                    if let Some(Some(a)) = row.acts.get(nf - 1 - j) {
+                        acts[(i * k + slot) * a_dim..(i * k + slot + 1) * a_dim].copy_from_slice(a);
+                        amask[i * k + slot] = 1.0;
+                    }
+                }
+                noise.extend(seeded_noise(&mut row.rng, &[cells], &self.device)?.to_vec1::<f32>()?);
+            }
+            let dev = &self.device;
+            let context = Tensor::from_vec(ctx, (b, k, lc, lh, lw), dev)?;
+            let cond = Conditioning {
+                context: &context,
+                context_mask: &Tensor::from_vec(cmask, (b, k), dev)?,
+                actions: &Tensor::from_vec(acts, (b, k, a_dim), dev)?,
+                action_mask: &Tensor::from_vec(amask, (b, k), dev)?,
+            };
+            let delta = sample(&self.dit, &cond, &Tensor::from_vec(noise, (b, lc, lh, lw), dev)?, sampler)?;
+            let last = context.narrow(1, k - 1, 1)?.squeeze(1)?;
+            let next: Vec<f32> = (last + (delta * self.meta.delta_scale as f64)?)?.flatten_all()?.to_vec1()?;
+            for (i, &r) in active.iter().enumerate() {
+                let z = next[i * cells..(i + 1) * cells].to_vec();
+                rows[r].frames.push(Some(z.clone()));
+                rows[r].out.push(z);
+            }
+        }
+        let mut out = Vec::new();
+        for (qi, q) in queries.iter().enumerate() {
+            let mut flat = Vec::new();
+            for row in rows.iter().filter(|r| r.q == qi) {
+                for z in &row.out {
+                    flat.extend_from_slice(z);
+                }
+            }
+            out.push(Tensor::from_vec(flat, (q.samples, q.actions.len(), lc, lh, lw), &self.device)?);
+        }
+        Ok(out)
+    }
+}

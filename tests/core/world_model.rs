@@ -1,0 +1,221 @@
+//! End-to-end on a synthetic dataset: train tiny stages, then query the world model.
+
+use std::path::{Path, PathBuf};
+
+use foresight::data::{ActionSpec, BodyInfo, DatasetWriter, Episode, Events, Manifest, FORMAT_VERSION};
+use foresight::model::diffusion::SamplerConfig;
+use foresight::scene::Role;
+use foresight::world_model::{Query, WorldModel};
+
+use crate::{root, tmpdir};
+
+/// A 64×64 world where a red square moves by its action (dx, dy) and a blue one stays.
+fn synthetic_dataset(dir: &Path) {
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        scene: "squares".into(),
+        scene_hash: "0".into(),
+        resolution: [64, 64],
+        dt: 0.1,
+        frame_skip: 1,
+        action_spec: ActionSpec { dim: 2, names: vec!["dx".into(), "dy".into()], low: vec![-1.0, -1.0], high: vec![1.0, 1.0], discrete: false },
+        state_spec: None,
+        bodies: vec![BodyInfo { name: "red".into(), colour: [220, 40, 40], role: Role::Agent }, BodyInfo { name: "blue".into(), colour: [40, 90, 230], role: Role::Object }],
+        contact_fraction: None,
+        episodes: vec![],
+        run_seed: Some(0),
+        command: "test".into(),
+    };
+    let mut w = DatasetWriter::create(dir, manifest, 8).unwrap();
+    for e in 0..12u64 {
+        let mut rng = foresight::rng::Rng::new(e);
+        let (mut x, mut y) = (rng.range(10.0, 50.0), rng.range(10.0, 50.0));
+        let (bx, by) = (rng.range(8.0, 56.0) as i32, rng.range(8.0, 56.0) as i32);
+        let steps = 8;
+        let mut frames = Vec::new();
+        let mut actions = Vec::new();
+        for t in 0..=steps {
+            let mut f = vec![30u8; 64 * 64 * 3];
+            let mut paint = |cx: i32, cy: i32, c: [u8; 3]| {
+                for yy in (cy - 3).max(0)..(cy + 3).min(64) {
+                    for xx in (cx - 3).max(0)..(cx + 3).min(64) {
+                        f[((yy * 64 + xx) * 3) as usize..((yy * 64 + xx) * 3 + 3) as usize].copy_from_slice(&c);
+                    }
+                }
+            };
+            paint(bx, by, [40, 90, 230]);
+            paint(x as i32, y as i32, [220, 40, 40]);
+            frames.extend(f);
+            if t < steps {
+                let (ax, ay) = (rng.range(-1.0, 1.0), rng.range(-1.0, 1.0));
+                actions.extend([ax, ay]);
+                x = (x + 3.0 * ax).clamp(4.0, 60.0);
+                y = (y + 3.0 * ay).clamp(4.0, 60.0);
+            }
+        }
+        w.push(Episode { height: 64, width: 64, frames, action_dim: 2, actions, state_dim: 0, states: vec![], seed: 1000 + e, policy: "random".into(), caption: String::new(), events: Events::default(), contact_steps: 0 }).unwrap();
+    }
+    w.finish().unwrap();
+}
+
+/// Trains the tiny config once per test process and returns the checkpoint.
+fn tiny_checkpoint() -> PathBuf {
+    static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let base = tmpdir("wm");
+        let data = base.join("data");
+        synthetic_dataset(&data);
+        let out = base.join("run");
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
+            .args(["train", "--data"])
+            .arg(&data)
+            .arg("--config")
+            .arg(root().join("configs/tiny.json"))
+            .arg("--out")
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        out.join("world_model.safetensors")
+    })
+    .clone()
+}
+
+fn query(wm: &WorldModel, samples: usize, seed: u64, horizon: usize) -> Query {
+    let frame = vec![30u8; 64 * 64 * 3];
+    let _ = wm;
+    Query { context: vec![frame.clone(), frame], past_actions: None, actions: vec![vec![0.5, -0.5]; horizon], samples, seed }
+}
+
+#[test]
+fn predictions_are_deterministic_per_seed_and_differ_across_seeds() {
+    let wm = WorldModel::load(&tiny_checkpoint()).unwrap();
+    let s = SamplerConfig::default();
+    let a = wm.predict(&query(&wm, 2, 7, 3), &s).unwrap();
+    let b = wm.predict(&query(&wm, 2, 7, 3), &s).unwrap();
+    assert_eq!(a.frames.len(), 2);
+    assert_eq!(a.frames[0].len(), 3);
+    assert_eq!(a.frames[0][0].len(), 64 * 64 * 3);
+    assert_eq!(a.frames, b.frames, "same seed, same rollout bytes");
+    let c = wm.predict(&query(&wm, 2, 8, 3), &s).unwrap();
+    assert_ne!(a.latents.flatten_all().unwrap().to_vec1::<f32>().unwrap(), c.latents.flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    // Two samples of one query differ too.
+    assert_ne!(a.latents.get(0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), a.latents.get(1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap());
+    // A batched call answers each query as it would alone.
+    let both = wm.predict_batch(&[query(&wm, 2, 7, 3), query(&wm, 1, 9, 2)], &s).unwrap();
+    assert_eq!(both[0].frames, a.frames);
+    assert_eq!(both[1].frames[0].len(), 2);
+}
+
+#[test]
+fn bad_queries_are_errors() {
+    let wm = WorldModel::load(&tiny_checkpoint()).unwrap();
+    let s = SamplerConfig::default();
+    let mut q = query(&wm, 1, 0, 2);
+    q.context[0].truncate(100);
+    assert!(wm.predict(&q, &s).unwrap_err().to_string().contains("bytes"));
+    let mut q = query(&wm, 1, 0, 2);
+    q.actions[1][0] = f32::NAN;
+    assert!(wm.predict(&q, &s).unwrap_err().to_string().contains("not finite"));
+    let mut q = query(&wm, 1, 0, 2);
+    q.actions[0] = vec![0.0; 3];
+    assert!(wm.predict(&q, &s).unwrap_err().to_string().contains("takes 2"));
+    let q = query(&wm, 1, 0, 1_000_000);
+    assert!(wm.predict(&q, &s).unwrap_err().to_string().contains("horizon"));
+    let mut q = query(&wm, 1, 0, 2);
+    q.context = vec![vec![30u8; 64 * 64 * 3]; 9];
+    assert!(wm.predict(&q, &s).is_err());
+    assert!(wm.predict(&query(&wm, 1, 0, 2), &SamplerConfig { steps: 0, ..s }).is_err());
+}
+
+#[test]
+fn truncated_or_mismatched_checkpoints_are_refused() {
+    let ckpt = tiny_checkpoint();
+    let dir = tmpdir("wm-bad");
+    let bytes = std::fs::read(&ckpt).unwrap();
+    let json = std::fs::read_to_string(ckpt.with_extension("json")).unwrap();
+    let trunc = dir.join("trunc.safetensors");
+    std::fs::write(&trunc, &bytes[..bytes.len() - 1000]).unwrap();
+    std::fs::write(dir.join("trunc.json"), &json).unwrap();
+    let err = WorldModel::load(&trunc).err().unwrap().to_string();
+    assert!(err.contains("trunc.safetensors") && err.contains("truncated"), "{err}");
+    let mism = dir.join("mism.safetensors");
+    std::fs::write(&mism, &bytes).unwrap();
+    std::fs::write(dir.join("mism.json"), json.replace("\"depth\": 1", "\"depth\": 2")).unwrap();
+    let err = WorldModel::load(&mism).err().unwrap().to_string();
+    assert!(err.contains("does not match") || err.contains("lack"), "{err}");
+    assert!(WorldModel::load(&dir.join("missing.safetensors")).is_err());
+}
+
+#[test]
+fn resume_continues_exactly() {
+    let base = tmpdir("resume");
+    let data = base.join("data");
+    synthetic_dataset(&data);
+    let run = |out: &Path, extra: &[&str]| {
+        let st = std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
+            .args(["train", "--data"])
+            .arg(&data)
+            .arg("--config")
+            .arg(root().join("configs/tiny.json"))
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    // Straight through.
+    run(&base.join("a"), &[]);
+    // Stopped (as if killed) in stage 1 and again in stage 2, resumed each time.
+    let b = base.join("b");
+    run(&b, &["--stop-after", "3"]);
+    assert!(!b.join("world_model.safetensors").exists());
+    run(&b, &["--resume", "--stop-after", "6"]);
+    run(&b, &["--resume"]);
+    let wa = std::fs::read(base.join("a/world_model.safetensors")).unwrap();
+    let wb = std::fs::read(b.join("world_model.safetensors")).unwrap();
+    assert!(wa == wb, "a resumed run must end with the same weights as an uninterrupted one");
+    let sa = std::fs::read(base.join("a/dynamics.opt.safetensors")).unwrap();
+    let sb = std::fs::read(b.join("dynamics.opt.safetensors")).unwrap();
+    assert!(sa == sb, "and the same optimiser state");
+    // Without --resume an existing run is not overwritten.
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["train", "--data"]).arg(&data).arg("--config").arg(root().join("configs/tiny.json")).arg("--out").arg(&b).status().unwrap();
+    assert!(!st.success());
+}
+
+#[test]
+fn every_transformer_tensor_gets_a_gradient_after_one_step() {
+    use candle_core::{DType, Device, Tensor};
+    use candle_nn::{VarBuilder, VarMap};
+    use foresight::model::dit::{Dit, DitConfig, DitInput};
+    use foresight::train::{AdamW, AdamWConfig};
+    let dev = Device::Cpu;
+    let vm = VarMap::new();
+    let cfg = DitConfig { latent: [2, 4, 4], patch: 2, context: 2, action_dim: 3, dim: 16, depth: 2, heads: 2, mlp_ratio: 2 };
+    let dit = Dit::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+    let b = 3;
+    let noisy = Tensor::randn(0f32, 1.0, (b, 2, 4, 4), &dev).unwrap();
+    let ctx = Tensor::randn(0f32, 1.0, (b, 2, 2, 4, 4), &dev).unwrap();
+    let ones = Tensor::ones((b, 2), DType::F32, &dev).unwrap();
+    let tau = Tensor::new(&[0.3f32, 0.9, 1.0], &dev).unwrap();
+    let cn = Tensor::new(&[0.0f32, 0.1, 0.2], &dev).unwrap();
+    let acts = Tensor::randn(0f32, 1.0, (b, 2, 3), &dev).unwrap();
+    let drop = Tensor::new(&[0f32, 0.0, 1.0], &dev).unwrap();
+    let target = Tensor::randn(0f32, 1.0, (b, 2, 4, 4), &dev).unwrap();
+    let inp = DitInput { noisy: &noisy, context: &ctx, context_mask: &ones, tau: &tau, context_noise: &cn, actions: &acts, action_mask: &ones, drop_actions: &drop };
+    let loss = |d: &Dit| d.forward(&inp).unwrap().sub(&target).unwrap().sqr().unwrap().mean_all().unwrap();
+    let vars = vm.data().lock().unwrap().clone();
+    let mut opt = AdamW::new(vars.clone(), AdamWConfig { lr: 1e-2, ..Default::default() }).unwrap();
+    // adaLN-Zero starts with a zero head and zero gates: the first step moves the head, the
+    // second the gates, and from the third gradient on every tensor takes part.
+    for _ in 0..2 {
+        opt.step(&loss(&dit).backward().unwrap()).unwrap();
+    }
+    let grads = loss(&dit).backward().unwrap();
+    for (name, var) in vars {
+        let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} received no gradient"));
+        let n = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+        assert!(n > 0.0, "{name} has an all-zero gradient");
+    }
+}
