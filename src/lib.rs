@@ -11,11 +11,15 @@
 //! - [`model`]: the autoencoder (video compression network), the spacetime-patch diffusion
 //!   transformer, rectified flow and the few-step sampler.
 //! - [`world_model`]: load a checkpoint, predict futures (batched, autoregressive).
-//! - [`train`]: AdamW with resumable state.
+//! - [`train`]: two-stage training with exact resume.
+//! - [`bench`]: speed figures against the measured matmul peak.
+//! - [`eval`]: the measurement protocol (PSNR, SSIM, body positions, baselines, controllability).
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod camera;
 pub mod data;
+pub mod eval;
 pub mod media;
 pub mod model;
 pub mod rng;

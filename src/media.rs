@@ -54,3 +54,40 @@ pub fn write_png_grid(path: &Path, rows: &[Vec<&[u8]>], h: usize, w: usize, scal
     img.write_to(&mut buf, image::ImageFormat::Png).map_err(enc_err(path))?;
     write_atomic(path, buf.get_ref())
 }
+
+/// |a - b| per channel, doubled so small errors show.
+pub fn difference(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| (x.abs_diff(*y) as u16 * 2).min(255) as u8).collect()
+}
+
+/// Writes a rollout for a person to look at: a GIF at `out` whose frames are truth | prediction
+/// (sample 0) | difference, and a PNG beside it with rows truth, each sample, difference.
+/// Returns the PNG's path.
+pub fn write_comparison(out: &Path, truth: &[&[u8]], samples: &[Vec<Vec<u8>>], h: usize, w: usize) -> Result<std::path::PathBuf, DataError> {
+    let first = samples.first().ok_or_else(|| DataError::Invalid("no predicted sample to show".into()))?;
+    let n = truth.len().min(first.len());
+    let mut gif = Vec::with_capacity(n);
+    for t in 0..n {
+        let panels = [truth[t].to_vec(), first[t].clone(), difference(truth[t], &first[t])];
+        let ww = 3 * w + 2;
+        let mut f = vec![255u8; h * ww * 3];
+        for (c, img) in panels.iter().enumerate() {
+            for y in 0..h {
+                let dst = (y * ww + c * (w + 1)) * 3;
+                f[dst..dst + w * 3].copy_from_slice(&img[y * w * 3..(y + 1) * w * 3]);
+            }
+        }
+        gif.push(f);
+    }
+    let refs: Vec<&[u8]> = gif.iter().map(|f| f.as_slice()).collect();
+    write_gif(out, &refs, h, 3 * w + 2, 4, 150)?;
+    let diffs: Vec<Vec<u8>> = (0..n).map(|t| difference(truth[t], &first[t])).collect();
+    let mut rows: Vec<Vec<&[u8]>> = vec![truth[..n].to_vec()];
+    for s in samples {
+        rows.push(s.iter().take(n).map(|f| f.as_slice()).collect());
+    }
+    rows.push(diffs.iter().map(|f| f.as_slice()).collect());
+    let png = out.with_extension("png");
+    write_png_grid(&png, &rows, h, w, 2)?;
+    Ok(png)
+}

@@ -60,6 +60,73 @@ enum Cmd {
         #[arg(long)]
         stop_after: Option<u64>,
     },
+    /// Measure a checkpoint on held-out episodes against the truth and the baselines.
+    Eval {
+        /// The checkpoint's .safetensors file.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Held-out dataset (seeds never trained on).
+        #[arg(long)]
+        data: PathBuf,
+        /// Context frames.
+        #[arg(long, default_value_t = 4)]
+        context: usize,
+        /// Horizon.
+        #[arg(long, default_value_t = 16)]
+        horizon: usize,
+        /// Second, long rollout (0 skips it).
+        #[arg(long, default_value_t = 64)]
+        long_horizon: usize,
+        /// At most this many episodes.
+        #[arg(long, default_value_t = 32)]
+        episodes: usize,
+        /// Sampler steps (default: the checkpoint's).
+        #[arg(long)]
+        steps: Option<usize>,
+        /// Noise seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Report (JSON); the Markdown report and PNG plots are written beside it.
+        #[arg(long)]
+        json: PathBuf,
+    },
+    /// Predict from a dataset episode and write truth | prediction | difference as GIF + PNG.
+    Rollout {
+        /// The checkpoint's .safetensors file.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Dataset.
+        #[arg(long)]
+        data: PathBuf,
+        /// Episode index.
+        #[arg(long, default_value_t = 0)]
+        episode: usize,
+        /// Context frames.
+        #[arg(long, default_value_t = 4)]
+        context: usize,
+        /// Horizon.
+        #[arg(long, default_value_t = 16)]
+        horizon: usize,
+        /// Futures to draw (one row each).
+        #[arg(long, default_value_t = 1)]
+        samples: usize,
+        /// Noise seed.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output GIF; the PNG strip is written beside it.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Speed: predicted frames/s (one stream, batched in latent space), training steps/s, and
+    /// the transformer's GFLOP/s against the matmul peak measured first.
+    Bench {
+        /// The checkpoint's .safetensors file.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Write the figures here as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Print a dataset's summary: episodes, frames, contact fraction, a few captions.
     Inspect {
         /// Dataset directory.
@@ -108,6 +175,56 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} and {}", out.display(), gif.display());
         }
         Cmd::Train { data, config, out, resume, stop_after } => train(&data, &config, &out, resume, stop_after, command.clone())?,
+        Cmd::Eval { checkpoint, data, context, horizon, long_horizon, episodes, steps, seed, json } => {
+            let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
+            let mut ds = foresight::data::Dataset::open(&data)?;
+            let mut sampler = wm.meta.sampler;
+            if let Some(s) = steps {
+                sampler.steps = s;
+            }
+            let cfg = foresight::eval::EvalConfig { context, horizon, long_horizon, max_episodes: episodes, sampler, seed };
+            let report = foresight::eval::evaluate(&wm, &mut ds, &cfg)?;
+            foresight::train::checkpoint::save_json(&json, &report)?;
+            let md = foresight::eval::markdown(&report, &format!("{} on {}", checkpoint.display(), data.display()));
+            foresight::data::write_atomic(&json.with_extension("md"), md.as_bytes())?;
+            let plot = |name: &str, series: &[(&[f64], [u8; 3])], lo: f64, hi: f64| foresight::eval::plot::line_plot(&json.with_file_name(format!("{}_{name}.png", json.file_stem().and_then(|s| s.to_str()).unwrap_or("eval"))), series, lo, hi);
+            let (red, grey, blue) = ([200, 40, 40], [120, 120, 120], [40, 90, 230]);
+            plot("psnr", &[(&report.model.psnr, red), (&report.copy_last.psnr, grey)], 10.0, 50.0)?;
+            let max_err = report.copy_last.position_error_px.iter().chain(&report.model.position_error_px).cloned().filter(|v| v.is_finite()).fold(1.0, f64::max);
+            plot("position", &[(&report.model.position_error_px, red), (&report.copy_last.position_error_px, grey), (&report.constant_velocity.position_error_px, blue)], 0.0, max_err)?;
+            println!("{md}");
+            println!("wrote {} (+ .md, _psnr.png: model red, copy-last grey; _position.png: + constant velocity blue)", json.display());
+        }
+        Cmd::Rollout { checkpoint, data, episode, context, horizon, samples, seed, out } => {
+            let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
+            let mut ds = foresight::data::Dataset::open(&data)?;
+            let ep = ds.episode(episode)?;
+            anyhow::ensure!(context >= 1 && ep.steps() + 1 >= context + horizon, "episode {episode} has {} frames; context {context} + horizon {horizon} needs more", ep.num_frames());
+            let q = foresight::world_model::Query {
+                context: (0..context).map(|t| ep.frame(t).to_vec()).collect(),
+                past_actions: Some((0..context - 1).map(|t| ep.action(t).to_vec()).collect()),
+                actions: (context - 1..context - 1 + horizon).map(|t| ep.action(t).to_vec()).collect(),
+                samples,
+                seed,
+            };
+            let t0 = std::time::Instant::now();
+            let pred = wm.predict(&q, &wm.meta.sampler)?;
+            let secs = t0.elapsed().as_secs_f64();
+            let [h, w] = wm.meta.resolution;
+            let truth: Vec<&[u8]> = (context..context + horizon).map(|t| ep.frame(t)).collect();
+            let png = foresight::media::write_comparison(&out, &truth, &pred.frames, h, w)?;
+            let psnrs: Vec<String> = (0..horizon).map(|t| format!("{:.1}", foresight::eval::metrics::psnr(&pred.frames[0][t], truth[t]))).collect();
+            println!("{} predicted frames in {:.3} s; PSNR per step: {}", horizon * samples, secs, psnrs.join(" "));
+            println!("wrote {} (truth | prediction | difference) and {} (rows: truth, {samples} sample(s), difference)", out.display(), png.display());
+        }
+        Cmd::Bench { checkpoint, json } => {
+            let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
+            let r = foresight::bench::run(&wm)?;
+            println!("{}", serde_json::to_string_pretty(&r)?);
+            if let Some(j) = json {
+                foresight::train::checkpoint::save_json(&j, &r)?;
+            }
+        }
         Cmd::Inspect { data } => {
             let mut ds = foresight::data::Dataset::open(&data)?;
             let m = ds.manifest.clone();

@@ -309,3 +309,31 @@ fn delta_std(eps: &[EpisodeLatents], cells: usize) -> f32 {
     ((s / n.max(1) as f64).sqrt() as f32).max(1e-4)
 }
 
+
+/// Dynamics training steps per second (batch `batch`, forward, backward and AdamW) for a model
+/// shaped like `meta`, on synthetic latents; best of `steps` timed steps after one warm-up.
+pub fn measure_train_speed(meta: &WorldModelMeta, batch: usize, steps: usize) -> anyhow::Result<f64> {
+    let device = Device::Cpu;
+    let vm = VarMap::new();
+    let wm = WorldModel::build(meta.clone(), &vm, &device)?;
+    let dit_vars = vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter().filter(|(k, _)| k.starts_with("dit.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut opt = AdamW::new(dit_vars, AdamWConfig::default())?;
+    let cells: usize = meta.dit.latent.iter().product();
+    let a = meta.action_spec.dim;
+    let mut rng = Rng::new(1);
+    let eps: Vec<EpisodeLatents> = (0..4)
+        .map(|_| EpisodeLatents { z: (0..33 * cells).map(|_| rng.normal()).collect(), actions: (0..32 * a).map(|_| rng.range(-1.0, 1.0)).collect(), frames: 33 })
+        .collect();
+    let cfg = DynamicsConfig { context: meta.context, patch: meta.dit.patch, dim: meta.dit.dim, depth: meta.dit.depth, heads: meta.dit.heads, mlp_ratio: meta.dit.mlp_ratio, action_dropout: 0.1, max_context_noise: 0.2, moving_weight: 8.0 };
+    let mut best = f64::INFINITY;
+    for i in 0..=steps {
+        let t = Instant::now();
+        let b = make_batch(&eps, &mut rng, batch, &meta.dit, 1.0, &device)?;
+        let loss = batch_loss(&wm, &b, &cfg, &mut rng)?;
+        opt.step(&loss.backward()?)?;
+        if i > 0 {
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(1.0 / best)
+}

@@ -1,0 +1,102 @@
+//! `foresight bench`: speed figures measured in one run, with the machine's matmul peak measured
+//! first so that the model's GFLOP/s can be read as a fraction of it.
+
+use std::time::Instant;
+
+use candle_core::{DType, Tensor};
+use serde::{Deserialize, Serialize};
+
+use crate::model::dit::DitInput;
+use crate::world_model::{Query, WorldModel};
+
+/// The figures (`--json`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BenchReport {
+    /// f32 matmul (1024³) GFLOP/s, best of several.
+    pub matmul_peak_gflops: f64,
+    /// Predicted, decoded frames per second for one stream (one query, horizon 32).
+    pub frames_per_s_single: f64,
+    /// Predicted latent frames per second for 64 queries at once (horizon 8, no decoding).
+    pub frames_per_s_batched_latent: f64,
+    /// Dynamics training steps per second at batch 32 (forward, backward, AdamW).
+    pub train_steps_per_s: f64,
+    /// Achieved GFLOP/s of the transformer's forward pass at batch 64.
+    pub dit_forward_gflops: f64,
+    /// That as a fraction of the matmul peak.
+    pub dit_fraction_of_peak: f64,
+    /// Sampler steps used.
+    pub sampler_steps: usize,
+    /// Threads available.
+    pub threads: usize,
+}
+
+fn best_of<F: FnMut() -> anyhow::Result<()>>(n: usize, mut f: F) -> anyhow::Result<f64> {
+    f()?;
+    let mut best = f64::INFINITY;
+    for _ in 0..n {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// Runs every measurement.
+pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
+    let dev = wm.device().clone();
+    let a = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
+    let b = Tensor::randn(0f32, 1.0, (1024, 1024), &dev)?;
+    let t = best_of(5, || {
+        a.matmul(&b)?;
+        Ok(())
+    })?;
+    let peak = 2.0 * 1024f64.powi(3) / t / 1e9;
+    let [h, w] = wm.meta.resolution;
+    let frame = vec![64u8; h * w * 3];
+    let k = wm.meta.context;
+    let dim = wm.meta.action_spec.dim;
+    let q = |horizon: usize, seed: u64| Query { context: vec![frame.clone(); k], past_actions: None, actions: vec![vec![0.0; dim]; horizon], samples: 1, seed };
+    let s = wm.meta.sampler;
+    let single = best_of(2, || {
+        wm.predict(&q(32, 1), &s)?;
+        Ok(())
+    })?;
+    let qs: Vec<Query> = (0..64).map(|i| q(8, i)).collect();
+    let starts: Vec<Tensor> = qs.iter().map(|q| wm.encode(&q.context.iter().map(|f| f.as_slice()).collect::<Vec<_>>())).collect::<Result<_, _>>()?;
+    let batched = best_of(2, || {
+        wm.rollout_latent(&qs, &starts, &s)?;
+        Ok(())
+    })?;
+    let [lc, lh, lw] = wm.meta.dit.latent;
+    let inputs = |bsz: usize| -> candle_core::Result<Vec<Tensor>> {
+        Ok(vec![
+            Tensor::randn(0f32, 1.0, (bsz, lc, lh, lw), &dev)?,
+            Tensor::randn(0f32, 1.0, (bsz, k, lc, lh, lw), &dev)?,
+            Tensor::ones((bsz, k), DType::F32, &dev)?,
+            Tensor::full(0.5f32, bsz, &dev)?,
+            Tensor::zeros(bsz, DType::F32, &dev)?,
+            Tensor::randn(0f32, 1.0, (bsz, k, dim), &dev)?,
+        ])
+    };
+    let fwd = |x: &[Tensor]| {
+        wm.dit.forward(&DitInput { noisy: &x[0], context: &x[1], context_mask: &x[2], tau: &x[3], context_noise: &x[4], actions: &x[5], action_mask: &x[2], drop_actions: &x[4] })
+    };
+    let x64 = inputs(64)?;
+    let t_fwd = best_of(3, || {
+        fwd(&x64)?;
+        Ok(())
+    })?;
+    let gflops = wm.dit.flops_per_sample() * 64.0 / t_fwd / 1e9;
+    let train_steps_per_s = crate::train::dynamics::measure_train_speed(&wm.meta, 32, 3)?;
+    Ok(BenchReport {
+        matmul_peak_gflops: peak,
+        frames_per_s_single: 32.0 / single,
+        frames_per_s_batched_latent: 64.0 * 8.0 / batched,
+        train_steps_per_s,
+        dit_forward_gflops: gflops,
+        dit_fraction_of_peak: gflops / peak,
+        sampler_steps: s.steps,
+        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    })
+}
+

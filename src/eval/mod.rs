@@ -1,0 +1,373 @@
+//! `foresight eval`: predicted futures against the recorded truth on held-out episodes
+//! (DESIGN.md, "How we measure"), with the copy-last and constant-velocity baselines, the
+//! autoencoder's ceiling and controllability measured in the same run.
+
+pub mod metrics;
+pub mod plot;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Dataset, Episode};
+use crate::model::diffusion::SamplerConfig;
+use crate::scene::Role;
+use crate::world_model::{Query, WorldModel};
+use metrics::{dist, locate, psnr, ssim};
+
+/// What to evaluate.
+#[derive(Debug, Clone)]
+pub struct EvalConfig {
+    /// Context frames given to the model.
+    pub context: usize,
+    /// Steps predicted.
+    pub horizon: usize,
+    /// A second, long rollout (0 to skip); episodes too short for it are left out of it.
+    pub long_horizon: usize,
+    /// At most this many episodes.
+    pub max_episodes: usize,
+    /// Sampler.
+    pub sampler: SamplerConfig,
+    /// Noise seed.
+    pub seed: u64,
+}
+
+/// Per-horizon curves (index h is step h+1).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Curves {
+    /// Mean PSNR, dB.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub psnr: Vec<f64>,
+    /// Mean SSIM.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub ssim: Vec<f64>,
+    /// Mean position error over bodies, pixels.
+    pub position_error_px: Vec<f64>,
+    /// Position error of the body the actions drive.
+    pub agent_position_error_px: Vec<f64>,
+    /// Position error of object bodies that truly moved more than 2 px in the window.
+    pub pushed_position_error_px: Vec<f64>,
+}
+
+/// The evaluation report (`--json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// The model's curves.
+    #[serde(flatten)]
+    pub model: Curves,
+    /// Predicting the last context frame forever.
+    pub copy_last: Curves,
+    /// Extrapolating located positions at constant velocity (positions only).
+    pub constant_velocity: Curves,
+    /// PSNR at the last horizon with the true actions minus with actions shuffled across episodes.
+    pub controllability_db: f64,
+    /// Agent error at the last horizon with shuffled actions divided by that with the true ones.
+    pub controllability_ratio: f64,
+    /// Fraction of (frame, body) pairs visible in the truth but not found in the prediction.
+    pub missing_fraction: f64,
+    /// PSNR of the autoencoder's reconstructions of the true future frames (the ceiling).
+    pub autoencoder_psnr: f64,
+    /// Episodes evaluated.
+    pub episodes: usize,
+    /// Data-collection policy of the episodes.
+    pub policy: String,
+    /// Context frames.
+    pub context: usize,
+    /// Horizon.
+    pub horizon: usize,
+    /// The long rollout: `{horizon, episodes, model, copy_last}`, if any episode was long enough.
+    pub long_horizon: Option<LongHorizon>,
+    /// Sampler used.
+    pub sampler: SamplerConfig,
+    /// Seconds spent.
+    pub seconds: f64,
+}
+
+/// The long-horizon part of a report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LongHorizon {
+    /// Steps.
+    pub horizon: usize,
+    /// Episodes long enough.
+    pub episodes: usize,
+    /// Model curves.
+    pub model: Curves,
+    /// Copy-last curves.
+    pub copy_last: Curves,
+}
+
+/// Accumulates per-horizon sums.
+#[derive(Default)]
+struct Acc {
+    sum: Vec<f64>,
+    n: Vec<usize>,
+}
+
+impl Acc {
+    fn new(h: usize) -> Self {
+        Acc { sum: vec![0.0; h], n: vec![0; h] }
+    }
+    fn add(&mut self, h: usize, v: f64) {
+        self.sum[h] += v;
+        self.n[h] += 1;
+    }
+    fn mean(&self) -> Vec<f64> {
+        self.sum.iter().zip(&self.n).map(|(s, &n)| if n == 0 { f64::NAN } else { s / n as f64 }).collect()
+    }
+}
+
+/// Curve accumulators for one predictor.
+struct CurveAcc {
+    psnr: Acc,
+    ssim: Acc,
+    pos: Acc,
+    agent: Acc,
+    pushed: Acc,
+    missing: usize,
+    visible: usize,
+}
+
+impl CurveAcc {
+    fn new(h: usize) -> Self {
+        CurveAcc { psnr: Acc::new(h), ssim: Acc::new(h), pos: Acc::new(h), agent: Acc::new(h), pushed: Acc::new(h), missing: 0, visible: 0 }
+    }
+    fn curves(&self, pixels: bool) -> Curves {
+        Curves {
+            psnr: if pixels { self.psnr.mean() } else { vec![] },
+            ssim: if pixels { self.ssim.mean() } else { vec![] },
+            position_error_px: self.pos.mean(),
+            agent_position_error_px: self.agent.mean(),
+            pushed_position_error_px: self.pushed.mean(),
+        }
+    }
+}
+
+/// What is known about one evaluation window.
+struct Window<'a> {
+    ep: &'a Episode,
+    truth: Vec<&'a [u8]>,
+    true_pos: Vec<Vec<Option<[f32; 2]>>>,
+    pushed: Vec<bool>,
+}
+
+/// Scores predicted frames (or, with `positions`, predicted positions) of one window.
+fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec<u8>]>, positions: Option<&[Vec<Option<[f32; 2]>>]>) {
+    let [h, w] = wm.meta.resolution;
+    let half_diag = ((h * h + w * w) as f32).sqrt() / 2.0;
+    let agent = wm.meta.bodies.iter().rposition(|b| b.role == Role::Agent);
+    for (t, truth) in win.truth.iter().enumerate() {
+        let pred_pos: Vec<Option<[f32; 2]>> = match (frames, positions) {
+            (Some(f), _) => {
+                acc.psnr.add(t, psnr(&f[t], truth));
+                acc.ssim.add(t, ssim(&f[t], truth, h, w));
+                wm.meta.bodies.iter().map(|b| locate(&f[t], w, b.colour)).collect()
+            }
+            (None, Some(p)) => p[t].clone(),
+            (None, None) => return,
+        };
+        let mut errs = Vec::new();
+        for (bi, tp) in win.true_pos[t].iter().enumerate() {
+            let Some(tp) = tp else { continue };
+            acc.visible += 1;
+            let e = match pred_pos[bi] {
+                Some(pp) => dist(pp, *tp),
+                None => {
+                    acc.missing += 1;
+                    half_diag
+                }
+            } as f64;
+            errs.push(e);
+            if Some(bi) == agent {
+                acc.agent.add(t, e);
+            }
+            if win.pushed[bi] {
+                acc.pushed.add(t, e);
+            }
+        }
+        if !errs.is_empty() {
+            acc.pos.add(t, errs.iter().sum::<f64>() / errs.len() as f64);
+        }
+    }
+}
+
+fn windows<'a>(eps: &'a [Episode], wm: &WorldModel, k: usize, horizon: usize) -> Vec<Window<'a>> {
+    let w = wm.meta.resolution[1];
+    eps.iter()
+        .filter(|e| e.steps() + 1 >= k + horizon)
+        .map(|ep| {
+            let truth: Vec<&[u8]> = (k..k + horizon).map(|t| ep.frame(t)).collect();
+            let locate_all = |f: &[u8]| wm.meta.bodies.iter().map(|b| locate(f, w, b.colour)).collect::<Vec<_>>();
+            let true_pos: Vec<Vec<Option<[f32; 2]>>> = truth.iter().map(|f| locate_all(f)).collect();
+            let start = locate_all(ep.frame(k - 1));
+            let pushed = wm
+                .meta
+                .bodies
+                .iter()
+                .enumerate()
+                .map(|(bi, b)| {
+                    b.role == Role::Object && start[bi].is_some_and(|s| true_pos.iter().any(|p| p[bi].is_some_and(|p| dist(p, s) > 2.0)))
+                })
+                .collect();
+            Window { ep, truth, true_pos, pushed }
+        })
+        .collect()
+}
+
+fn queries(wins: &[Window], k: usize, horizon: usize, seed: u64, shuffle: bool) -> Vec<Query> {
+    let n = wins.len();
+    wins.iter()
+        .enumerate()
+        .map(|(i, win)| {
+            let ep = win.ep;
+            let src = if shuffle { wins[(i + 1) % n].ep } else { ep };
+            Query {
+                context: (0..k).map(|t| ep.frame(t).to_vec()).collect(),
+                past_actions: Some((0..k - 1).map(|t| ep.action(t).to_vec()).collect()),
+                actions: (k - 1..k - 1 + horizon).map(|t| src.action(t).to_vec()).collect(),
+                samples: 1,
+                seed: seed ^ crate::rng::mix64(i as u64),
+            }
+        })
+        .collect()
+}
+
+/// Runs the protocol.
+pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::Result<EvalReport> {
+    let started = std::time::Instant::now();
+    let (k, horizon) = (cfg.context, cfg.horizon);
+    anyhow::ensure!(k >= 1 && k <= wm.meta.context, "--context {k} must be in 1..={}", wm.meta.context);
+    anyhow::ensure!(horizon >= 1, "--horizon must be at least 1");
+    anyhow::ensure!(ds.manifest.resolution == wm.meta.resolution, "the data is {:?}, the model {:?}", ds.manifest.resolution, wm.meta.resolution);
+    anyhow::ensure!(ds.manifest.action_spec.dim == wm.meta.action_spec.dim, "the data has {}-d actions, the model {}-d", ds.manifest.action_spec.dim, wm.meta.action_spec.dim);
+    let trained: std::collections::HashSet<u64> = wm.meta.train_seeds.iter().copied().collect();
+    let overlap = ds.manifest.episodes.iter().filter(|e| trained.contains(&e.seed)).count();
+    anyhow::ensure!(overlap == 0, "{} of the {} episodes in {} were used to train this checkpoint; evaluate on held-out seeds", overlap, ds.len(), ds.dir().display());
+    let n = ds.len().min(cfg.max_episodes);
+    let eps: Vec<Episode> = (0..n).map(|i| ds.episode(i)).collect::<Result<_, _>>()?;
+    let policy = ds.manifest.episodes.first().map(|e| e.policy.clone()).unwrap_or_default();
+    let wins = windows(&eps, wm, k, horizon);
+    anyhow::ensure!(!wins.is_empty(), "no episode has {} frames (context {k} + horizon {horizon})", k + horizon);
+
+    let run = |wins: &[Window], horizon: usize, shuffle: bool| -> anyhow::Result<Vec<Vec<Vec<u8>>>> {
+        let qs = queries(wins, k, horizon, cfg.seed, shuffle);
+        let mut out = Vec::with_capacity(qs.len());
+        for chunk in qs.chunks(32) {
+            for p in wm.predict_batch(chunk, &cfg.sampler)? {
+                out.push(p.frames.into_iter().next().unwrap_or_default());
+            }
+        }
+        Ok(out)
+    };
+    let preds = run(&wins, horizon, false)?;
+    let shuffled = run(&wins, horizon, true)?;
+    let w = wm.meta.resolution[1];
+    let mut model = CurveAcc::new(horizon);
+    let mut copy = CurveAcc::new(horizon);
+    let mut cv = CurveAcc::new(horizon);
+    let mut shuf = CurveAcc::new(horizon);
+    let mut ae_psnr = (0.0, 0usize);
+    for (i, win) in wins.iter().enumerate() {
+        score(&mut model, win, wm, Some(&preds[i]), None);
+        score(&mut shuf, win, wm, Some(&shuffled[i]), None);
+        let last = win.ep.frame(k - 1).to_vec();
+        score(&mut copy, win, wm, Some(&vec![last; horizon]), None);
+        // Constant velocity from the last two context frames' located positions.
+        let p1: Vec<Option<[f32; 2]>> = wm.meta.bodies.iter().map(|b| locate(win.ep.frame(k - 1), w, b.colour)).collect();
+        let p0: Vec<Option<[f32; 2]>> = if k >= 2 { wm.meta.bodies.iter().map(|b| locate(win.ep.frame(k - 2), w, b.colour)).collect() } else { p1.clone() };
+        let extrap: Vec<Vec<Option<[f32; 2]>>> = (0..horizon)
+            .map(|t| {
+                p1.iter()
+                    .zip(&p0)
+                    .map(|(a, b)| match (a, b) {
+                        (Some(a), Some(b)) => Some([a[0] + (a[0] - b[0]) * (t + 1) as f32, a[1] + (a[1] - b[1]) * (t + 1) as f32]),
+                        (Some(a), None) => Some(*a),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .collect();
+        score(&mut cv, win, wm, None, Some(&extrap));
+        let refs: Vec<&[u8]> = win.truth.clone();
+        let recon = wm.decode(&wm.encode(&refs)?)?;
+        for (a, b) in recon.iter().zip(&win.truth) {
+            ae_psnr.0 += psnr(a, b);
+            ae_psnr.1 += 1;
+        }
+    }
+    let m = model.curves(true);
+    let s = shuf.curves(true);
+    let last = horizon - 1;
+    let long_horizon = if cfg.long_horizon > horizon {
+        let lw = windows(&eps, wm, k, cfg.long_horizon);
+        if lw.is_empty() {
+            None
+        } else {
+            let lp = run(&lw, cfg.long_horizon, false)?;
+            let mut lm = CurveAcc::new(cfg.long_horizon);
+            let mut lc = CurveAcc::new(cfg.long_horizon);
+            for (i, win) in lw.iter().enumerate() {
+                score(&mut lm, win, wm, Some(&lp[i]), None);
+                score(&mut lc, win, wm, Some(&vec![win.ep.frame(k - 1).to_vec(); cfg.long_horizon]), None);
+            }
+            Some(LongHorizon { horizon: cfg.long_horizon, episodes: lw.len(), model: lm.curves(true), copy_last: lc.curves(true) })
+        }
+    } else {
+        None
+    };
+    Ok(EvalReport {
+        controllability_db: m.psnr[last] - s.psnr[last],
+        controllability_ratio: s.agent_position_error_px[last] / m.agent_position_error_px[last].max(1e-6),
+        missing_fraction: model.missing as f64 / model.visible.max(1) as f64,
+        autoencoder_psnr: ae_psnr.0 / ae_psnr.1.max(1) as f64,
+        model: m,
+        copy_last: copy.curves(true),
+        constant_velocity: cv.curves(false),
+        episodes: wins.len(),
+        policy,
+        context: k,
+        horizon,
+        long_horizon,
+        sampler: cfg.sampler,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// The report as Markdown.
+pub fn markdown(r: &EvalReport, title: &str) -> String {
+    let mut s = format!("# {title}\n\n{} held-out episodes (policy `{}`), context {}, horizon {}, sampler {:?}.\n\n", r.episodes, r.policy, r.context, r.horizon, r.sampler);
+    s.push_str("| horizon | PSNR model | PSNR copy-last | SSIM model | position err model (px) | copy-last | const. velocity | agent err model | agent copy-last | pushed err model | pushed copy-last |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    let h = r.horizon;
+    let mut rows: Vec<usize> = vec![0, 1, 3, 7, 15, 31, 63].into_iter().filter(|&i| i < h).collect();
+    if !rows.contains(&(h - 1)) {
+        rows.push(h - 1);
+    }
+    for i in rows {
+        s.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            i + 1,
+            r.model.psnr[i],
+            r.copy_last.psnr[i],
+            r.model.ssim[i],
+            r.model.position_error_px[i],
+            r.copy_last.position_error_px[i],
+            r.constant_velocity.position_error_px[i],
+            r.model.agent_position_error_px[i],
+            r.copy_last.agent_position_error_px[i],
+            r.model.pushed_position_error_px[i],
+            r.copy_last.pushed_position_error_px[i],
+        ));
+    }
+    s.push_str(&format!(
+        "\nAutoencoder ceiling {:.2} dB. Controllability {:.2} dB, ratio {:.2}. Missing bodies {:.1}%.\n",
+        r.autoencoder_psnr,
+        r.controllability_db,
+        r.controllability_ratio,
+        100.0 * r.missing_fraction
+    ));
+    if let Some(l) = &r.long_horizon {
+        let i = l.horizon - 1;
+        s.push_str(&format!(
+            "\nLong rollout ({} episodes): at step {} PSNR {:.2} dB (copy-last {:.2}), position error {:.2} px (copy-last {:.2}).\n",
+            l.episodes, l.horizon, l.model.psnr[i], l.copy_last.psnr[i], l.model.position_error_px[i], l.copy_last.position_error_px[i]
+        ));
+    }
+    s
+}
