@@ -100,4 +100,3 @@ fn autoencoder_step_time() {
         println!("batch 16: forward {:?}, forward+backward {:?}", t1, t.elapsed());
     }
 }
-
