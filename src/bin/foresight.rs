@@ -59,6 +59,10 @@ enum Cmd {
         /// later with --resume. For time-boxed sessions.
         #[arg(long)]
         stop_after: Option<u64>,
+        /// Fine-tune a trained world model on this data: its frozen autoencoder is kept (stage 1
+        /// is skipped) and its transformer is the starting point of stage 2.
+        #[arg(long)]
+        init: Option<PathBuf>,
     },
     /// Measure a checkpoint on held-out episodes against the truth and the baselines.
     Eval {
@@ -174,7 +178,7 @@ fn main() -> anyhow::Result<()> {
             }
             println!("wrote {} and {}", out.display(), gif.display());
         }
-        Cmd::Train { data, config, out, resume, stop_after } => train(&data, &config, &out, resume, stop_after, command.clone())?,
+        Cmd::Train { data, config, out, resume, stop_after, init } => train(&data, &config, &out, resume, stop_after, init.as_deref(), command.clone())?,
         Cmd::Eval { checkpoint, data, context, horizon, long_horizon, episodes, steps, seed, json } => {
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut ds = foresight::data::Dataset::open(&data)?;
@@ -242,7 +246,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn train(data: &std::path::Path, config: &std::path::Path, out: &std::path::Path, resume: bool, stop_after: Option<u64>, command: String) -> anyhow::Result<()> {
+fn train(data: &std::path::Path, config: &std::path::Path, out: &std::path::Path, resume: bool, stop_after: Option<u64>, init: Option<&std::path::Path>, command: String) -> anyhow::Result<()> {
     use foresight::train::autoencoder::{train_autoencoder, StageState};
     use foresight::train::dynamics::{train_dynamics, DynamicsJob, StageEnd};
     use foresight::train::{checkpoint, data::FramePool, TrainConfig};
@@ -277,6 +281,12 @@ fn train(data: &std::path::Path, config: &std::path::Path, out: &std::path::Path
     };
     let device = candle_core::Device::Cpu;
     let mut budget = stop_after.unwrap_or(u64::MAX);
+    if let Some(ckpt) = init {
+        if !ae_state.exists() {
+            foresight::train::autoencoder::install_from_world_model(ckpt, out, cfg.autoencoder_stage.steps)?;
+            println!("fine-tuning {}: its autoencoder is kept, its transformer is the starting point", ckpt.display());
+        }
+    }
     let done = ae_state.exists() && checkpoint::load_json::<StageState>(&ae_state)?.step >= cfg.autoencoder_stage.steps;
     if !done {
         let bar = make_bar("autoencoder", cfg.autoencoder_stage.steps);
@@ -303,6 +313,7 @@ fn train(data: &std::path::Path, config: &std::path::Path, out: &std::path::Path
         out,
         resume: resume || done,
         command,
+        init,
     };
     let meta = match train_dynamics(&job, &mut budget, |step, loss, rate, v| report(&bar, "dynamics", "held-out loss", step, loss, rate, v, &mut val))? {
         StageEnd::Finished(m) => m,

@@ -186,3 +186,24 @@ pub fn autoencoder_path(out: &Path) -> PathBuf {
     out.join("autoencoder.safetensors")
 }
 
+
+/// Installs the autoencoder of a world-model checkpoint as a finished stage 1 in `out` (for
+/// fine-tuning with `--init`): weights, description and a state marking `steps` done.
+pub fn install_from_world_model(weights: &Path, out: &Path, steps: u64) -> anyhow::Result<()> {
+    let wm = crate::world_model::WorldModel::load(weights)?;
+    let tensors = load_tensors(weights, &Device::Cpu)?;
+    let ae: std::collections::HashMap<String, candle_core::Tensor> = tensors.into_iter().filter_map(|(k, v)| k.strip_prefix("ae.").map(|k| (k.to_string(), v))).collect();
+    let target = out.join("autoencoder.safetensors");
+    save_tensors(&target, &ae)?;
+    let meta = AutoencoderMeta {
+        format_version: AE_FORMAT_VERSION,
+        config: wm.meta.autoencoder.clone(),
+        resolution: wm.meta.resolution,
+        latent_scale: wm.meta.latent_scale,
+        val_psnr: wm.meta.autoencoder_psnr,
+        steps,
+    };
+    save_json(&json_path(&target), &meta)?;
+    save_json(&out.join("autoencoder.state.json"), &StageState { step: steps, ..Default::default() })?;
+    Ok(())
+}

@@ -159,6 +159,9 @@ pub struct DynamicsJob<'a> {
     pub resume: bool,
     /// The command line, stored in the checkpoint.
     pub command: String,
+    /// Fine-tune from this world-model checkpoint: its transformer sizes, weights and delta
+    /// scale are used (its autoencoder is installed as stage 1 by the caller).
+    pub init: Option<&'a Path>,
 }
 
 /// Where a stage stopped.
@@ -176,15 +179,25 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     let ae = load_autoencoder(&out.join("autoencoder.safetensors"), &device)?;
     let m = job.manifest;
     let dc = job.config;
-    let dit_cfg = DitConfig {
-        latent: ae.meta.config.latent_shape().into(),
-        patch: dc.patch,
-        context: dc.context,
-        action_dim: m.action_spec.dim,
-        dim: dc.dim,
-        depth: dc.depth,
-        heads: dc.heads,
-        mlp_ratio: dc.mlp_ratio,
+    let init = match job.init {
+        Some(p) => Some((WorldModel::load(p)?, load_tensors(p, &device)?)),
+        None => None,
+    };
+    let dit_cfg = match &init {
+        Some((init, _)) => {
+            anyhow::ensure!(init.meta.action_spec.dim == m.action_spec.dim, "--init: the checkpoint takes {}-d actions, the data has {}-d", init.meta.action_spec.dim, m.action_spec.dim);
+            init.meta.dit.clone()
+        }
+        None => DitConfig {
+            latent: ae.meta.config.latent_shape().into(),
+            patch: dc.patch,
+            context: dc.context,
+            action_dim: m.action_spec.dim,
+            dim: dc.dim,
+            depth: dc.depth,
+            heads: dc.heads,
+            mlp_ratio: dc.mlp_ratio,
+        },
     };
     dit_cfg.validate().map_err(|e| anyhow::anyhow!("dynamics: {e}"))?;
     let mut meta = WorldModelMeta {
@@ -196,7 +209,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         frame_skip: m.frame_skip,
         action_spec: m.action_spec.clone(),
         bodies: m.bodies.clone(),
-        context: dc.context,
+        context: dit_cfg.context,
         latent_scale: ae.meta.latent_scale,
         delta_scale: 1.0,
         autoencoder: ae.meta.config.clone(),
@@ -220,7 +233,19 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     }
     let train = encode_episodes(&wm, &job.pool.train)?;
     let val = encode_episodes(&wm, &job.pool.val)?;
-    meta.delta_scale = delta_std(&train, dit_cfg.latent.iter().product());
+    meta.delta_scale = match &init {
+        Some((init, src)) => {
+            // Start from the pretrained transformer, in its normalisation.
+            for (name, var) in vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
+                if name.starts_with("dit.") {
+                    let t = src.get(name).ok_or_else(|| anyhow::anyhow!("--init checkpoint lacks {name}"))?;
+                    var.set(t)?;
+                }
+            }
+            init.meta.delta_scale
+        }
+        None => delta_std(&train, dit_cfg.latent.iter().product()),
+    };
     wm.meta.delta_scale = meta.delta_scale;
     let dit_vars: std::collections::HashMap<String, candle_core::Var> = vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter().filter(|(k, _)| k.starts_with("dit.")).map(|(k, v)| (k.clone(), v.clone())).collect();
     let mut opt = AdamW::new(dit_vars, AdamWConfig { lr: job.stage.lr, weight_decay: 0.0, ..Default::default() })?;

@@ -219,3 +219,33 @@ fn every_transformer_tensor_gets_a_gradient_after_one_step() {
         assert!(n > 0.0, "{name} has an all-zero gradient");
     }
 }
+
+#[test]
+fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
+    let ckpt = tiny_checkpoint();
+    let base = tmpdir("init");
+    let data = base.join("data");
+    synthetic_dataset(&data);
+    let out = base.join("ft");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args(["train", "--data"])
+        .arg(&data)
+        .arg("--config")
+        .arg(root().join("configs/tiny.json"))
+        .arg("--out")
+        .arg(&out)
+        .arg("--init")
+        .arg(&ckpt)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let a = WorldModel::load(&ckpt).unwrap();
+    let b = WorldModel::load(&out.join("world_model.safetensors")).unwrap();
+    assert_eq!(a.meta.autoencoder, b.meta.autoencoder);
+    assert_eq!(a.meta.delta_scale, b.meta.delta_scale);
+    let frame = vec![30u8; 64 * 64 * 3];
+    let za: Vec<f32> = a.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let zb: Vec<f32> = b.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(za, zb, "the autoencoder stays frozen");
+    assert_eq!(b.meta.steps, 6);
+}
