@@ -13,12 +13,14 @@
 //! - [`world_model`]: load a checkpoint, predict futures (batched, autoregressive).
 //! - [`train`]: two-stage training with exact resume.
 //! - [`bench`]: speed figures against the measured matmul peak.
+//! - [`env`]: the `Env` interface (world model or simulator) and the frame-based reward.
 //! - [`eval`]: the measurement protocol (PSNR, SSIM, body positions, baselines, controllability).
 #![warn(missing_docs)]
 
 pub mod bench;
 pub mod camera;
 pub mod data;
+pub mod env;
 pub mod eval;
 pub mod media;
 pub mod model;

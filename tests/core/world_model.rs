@@ -249,3 +249,20 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     assert_eq!(za, zb, "the autoencoder stays frozen");
     assert_eq!(b.meta.steps, 6);
 }
+
+#[test]
+fn world_model_env_steps_in_imagination() {
+    use foresight::env::{Env, WorldModelEnv};
+    let wm = WorldModel::load(&tiny_checkpoint()).unwrap();
+    let mut scene = foresight::scene::Scene::load(root().join("scenes/push.ron")).unwrap();
+    assert!(WorldModelEnv::reset(&wm, scene.clone(), vec![vec![30u8; 64 * 64 * 3]], None, 0).is_err(), "a model of another scene is refused");
+    scene.name = "squares".into();
+    let frame = vec![30u8; 64 * 64 * 3];
+    let mut env = WorldModelEnv::reset(&wm, scene, vec![frame.clone(), frame], Some(vec![vec![0.0, 0.0]]), 5).unwrap();
+    let a = env.step(&[0.5, 0.5]).unwrap();
+    let b = env.step(&[0.5, 0.5]).unwrap();
+    assert_eq!(a.frame.len(), 64 * 64 * 3);
+    assert_eq!(env.frame(), b.frame.as_slice());
+    assert!(a.reward.is_finite() && b.reward.is_finite());
+    assert!(env.step(&[f32::NAN, 0.0]).is_err());
+}

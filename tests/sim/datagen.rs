@@ -112,3 +112,30 @@ fn scripted_push_makes_contacts_and_captions() {
         assert!(ep.caption.contains(&format!("the {} slides {}", m.body, m.direction)), "{}", ep.caption);
     }
 }
+
+#[test]
+fn frame_reward_agrees_with_physics_and_the_sim_env_steps() {
+    use foresight::env::{frame_reward, Env};
+    let _g = render_lock();
+    let dir = tmpdir("reward").join("ds");
+    let rep = datagen(&config("push", dir.clone(), PolicyKind::Scripted, 16, 32), |_| {}).unwrap();
+    let scene = Arc::new(Scene::load(root().join("scenes/push.ron")).unwrap());
+    let mut ds = Dataset::open(&dir).unwrap();
+    let mut agree = 0;
+    for i in 0..ds.len() {
+        let ep = ds.episode(i).unwrap();
+        let last = ep.num_frames() - 1;
+        let in_goal = rep.manifest.episodes[i].events.ended_in.iter().any(|e| e.region == "goal" && e.body == "blue block");
+        let (reward, success) = frame_reward(&scene, ep.frame(last));
+        assert!(reward.is_finite());
+        agree += (success == in_goal) as usize;
+    }
+    // The frame sees the block's centre within a pixel of the physics; borderline cases may differ.
+    assert!(agree >= ds.len() - 1, "frame-based success agreed with physics in {agree}/{} episodes", ds.len());
+    let mut env = foresight_sim::env::SimEnv::new(scene.clone(), 3).unwrap();
+    let f0 = env.frame().to_vec();
+    let s = env.step(&[1.0, 0.0]).unwrap();
+    assert_eq!(s.frame.len(), 64 * 64 * 3);
+    assert_ne!(s.frame, f0);
+    assert!(env.step(&[f32::NAN, 0.0]).is_err());
+}

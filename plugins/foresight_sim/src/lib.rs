@@ -7,12 +7,14 @@
 //! - [`render`]: headless Bevy rendering of many environments per view, pixels read back.
 //! - [`policy`]: data-collection policies (random OU, scripted goal-seeking, zero).
 //! - [`episode`]: stepping environments with their policies or action lists and recording them.
+//! - [`env`]: the simulator behind the same `Env` interface as the world model.
 //! - [`datagen`]: `foresight-sim datagen`, episodes into a dataset directory.
 //! - [`keys`]: keyboard to action vectors (the `sim` example).
 //! - [`oracle`]: the physics oracle: clone a world, replay actions, get true frames and states.
 #![warn(missing_docs)]
 
 pub mod datagen;
+pub mod env;
 pub mod episode;
 pub mod keys;
 pub mod oracle;
