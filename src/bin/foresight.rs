@@ -131,6 +131,18 @@ enum Cmd {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// Copy a trained world model for shipping: weights in f16 (half the size), JSON beside them.
+    Export {
+        /// The trained checkpoint's .safetensors file.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Output .safetensors file (the .json is written beside it).
+        #[arg(long)]
+        out: PathBuf,
+        /// Keep f32 weights.
+        #[arg(long)]
+        f32: bool,
+    },
     /// Print a dataset's summary: episodes, frames, contact fraction, a few captions.
     Inspect {
         /// Dataset directory.
@@ -228,6 +240,25 @@ fn main() -> anyhow::Result<()> {
             if let Some(j) = json {
                 foresight::train::checkpoint::save_json(&j, &r)?;
             }
+        }
+        Cmd::Export { checkpoint, out, f32 } => {
+            use foresight::train::checkpoint::{json_path, load_tensors, save_json, save_tensors};
+            let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
+            let dtype = if f32 { candle_core::DType::F32 } else { candle_core::DType::F16 };
+            let tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?
+                .into_iter()
+                .map(|(k, v)| Ok((k, v.to_dtype(dtype)?)))
+                .collect::<candle_core::Result<std::collections::HashMap<_, _>>>()?;
+            save_tensors(&out, &tensors)?;
+            save_json(&json_path(&out), &wm.meta)?;
+            // Check that the copy loads and what the rounding costs.
+            let copy = foresight::world_model::WorldModel::load(&out)?;
+            let [h, w] = wm.meta.resolution;
+            let frame: Vec<u8> = (0..h * w * 3).map(|i| (i * 37 % 251) as u8).collect();
+            let (a, b) = (wm.encode(&[&frame])?, copy.encode(&[&frame])?);
+            let err = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            println!("wrote {} ({:.1} MB, {:?}); largest latent change from rounding {err:.2e}", out.display(), size as f64 / 1e6, dtype);
         }
         Cmd::Inspect { data } => {
             let mut ds = foresight::data::Dataset::open(&data)?;

@@ -67,7 +67,9 @@ pub fn load_into_varmap(vm: &VarMap, tensors: &HashMap<String, Tensor>, path: &P
         if t.dims() != var.dims() {
             return Err(invalid(path, format!("`{key}` is {:?} in the weights but {:?} in the config", t.dims(), var.dims())));
         }
-        var.set(t).map_err(|e| invalid(path, e.to_string()))?;
+        // Shipped checkpoints may be stored in f16; variables are f32.
+        let t = t.to_dtype(var.dtype()).map_err(|e| invalid(path, e.to_string()))?;
+        var.set(&t).map_err(|e| invalid(path, e.to_string()))?;
     }
     let extra: Vec<&String> = tensors.keys().filter(|k| k.starts_with(prefix) && !data.contains_key(&k[prefix.len()..])).collect();
     if let Some(k) = extra.first() {

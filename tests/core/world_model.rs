@@ -266,3 +266,16 @@ fn world_model_env_steps_in_imagination() {
     assert!(a.reward.is_finite() && b.reward.is_finite());
     assert!(env.step(&[f32::NAN, 0.0]).is_err());
 }
+
+#[test]
+fn export_to_f16_halves_the_file_and_still_loads() {
+    let ckpt = tiny_checkpoint();
+    let out = tmpdir("export").join("tiny.safetensors");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["export", "--checkpoint"]).arg(&ckpt).arg("--out").arg(&out).status().unwrap();
+    assert!(st.success());
+    let (a, b) = (std::fs::metadata(&ckpt).unwrap().len(), std::fs::metadata(&out).unwrap().len());
+    assert!(b < a * 6 / 10, "{b} bytes is not about half of {a}");
+    let wm = WorldModel::load(&out).unwrap();
+    let p = wm.predict(&query(&wm, 1, 3, 2), &foresight::model::diffusion::SamplerConfig::default()).unwrap();
+    assert_eq!(p.frames[0].len(), 2);
+}
