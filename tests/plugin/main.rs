@@ -1,0 +1,3 @@
+//! Integration tests of bevy_foresight.
+
+mod worker;

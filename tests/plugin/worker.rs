@@ -1,0 +1,139 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bevy_foresight::{FullQueue, Request, Response, Worker, WorkerConfig};
+use candle_core::Device;
+use candle_nn::VarMap;
+use foresight::data::{ActionSpec, BodyInfo};
+use foresight::model::diffusion::SamplerConfig;
+use foresight::model::dit::DitConfig;
+use foresight::model::AutoencoderConfig;
+use foresight::scene::Role;
+use foresight::world_model::{Query, WorldModel, WorldModelMeta, WM_FORMAT_VERSION};
+
+/// An untrained tiny model: speed and plumbing only.
+fn model() -> Arc<WorldModel> {
+    let ae = AutoencoderConfig::tiny();
+    let (c, h, w) = ae.latent_shape();
+    let meta = WorldModelMeta {
+        format_version: WM_FORMAT_VERSION,
+        scene: "test".into(),
+        scene_hash: "0".into(),
+        resolution: ae.resolution,
+        dt: 0.1,
+        frame_skip: 1,
+        action_spec: ActionSpec { dim: 2, names: vec!["x".into(), "y".into()], low: vec![-1.0; 2], high: vec![1.0; 2], discrete: false },
+        bodies: vec![BodyInfo { name: "a".into(), colour: [200, 0, 0], role: Role::Agent }],
+        context: 2,
+        latent_scale: 1.0,
+        delta_scale: 1.0,
+        dit: DitConfig { latent: [c, h, w], patch: 2, context: 2, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2 },
+        autoencoder: ae,
+        sampler: SamplerConfig::default(),
+        autoencoder_psnr: 0.0,
+        train_seeds: vec![],
+        steps: 0,
+        command: String::new(),
+    };
+    Arc::new(WorldModel::build(meta, &VarMap::new(), &Device::Cpu).unwrap())
+}
+
+fn req(id: u64, requester: u64, horizon: usize) -> Request {
+    let frame = vec![50u8; 16 * 16 * 3];
+    Request { id, requester, query: Query { context: vec![frame], past_actions: None, actions: vec![vec![0.1, 0.2]; horizon], samples: 1, seed: id }, deadline: None }
+}
+
+fn collect(w: &Worker, n: usize) -> Vec<Response> {
+    (0..n).map(|_| w.recv_timeout(Duration::from_secs(60)).expect("a response")).collect()
+}
+
+fn failed_reason(rs: &[Response], id: u64) -> Option<String> {
+    rs.iter().find_map(|r| match r {
+        Response::Failed { id: i, reason, .. } if *i == id => Some(reason.clone()),
+        _ => None,
+    })
+}
+
+fn done(rs: &[Response], id: u64) -> bool {
+    rs.iter().any(|r| matches!(r, Response::Done { id: i, .. } if *i == id))
+}
+
+#[test]
+fn requests_that_arrive_together_are_batched() {
+    let w = Worker::spawn(model(), WorkerConfig { max_batch: 8, ..Default::default() }).unwrap();
+    // Keep the worker busy so that the next ones queue up together.
+    w.submit(req(0, 100, 400));
+    for i in 1..=5 {
+        w.submit(req(i, i, 3));
+    }
+    let rs = collect(&w, 6);
+    for i in 0..=5 {
+        assert!(done(&rs, i), "request {i} not answered: {rs:?}");
+    }
+    let biggest = rs.iter().filter_map(|r| if let Response::Done { batch, .. } = r { Some(*batch) } else { None }).max().unwrap();
+    assert!(biggest >= 2, "no batching happened");
+    let s = w.stats();
+    assert_eq!(s.answered, 6);
+    assert!(s.latency_percentile(0.5).is_some() && s.frames_per_second() > 0.0);
+}
+
+#[test]
+fn newer_request_supersedes_and_cancel_and_deadline_fail_with_reasons() {
+    let w = Worker::spawn(model(), WorkerConfig::default()).unwrap();
+    w.submit(req(0, 100, 400));
+    w.submit(req(1, 7, 2));
+    w.submit(req(2, 7, 2));
+    w.submit(req(3, 8, 2));
+    w.cancel(3);
+    let mut late = req(4, 9, 2);
+    late.deadline = Some(Instant::now());
+    w.submit(late);
+    let rs = collect(&w, 5);
+    assert!(failed_reason(&rs, 1).unwrap().contains("superseded"));
+    assert!(done(&rs, 2));
+    assert!(failed_reason(&rs, 3).unwrap().contains("cancelled"));
+    assert!(failed_reason(&rs, 4).unwrap().contains("deadline"));
+    let s = w.stats();
+    assert_eq!((s.superseded, s.cancelled, s.expired), (1, 1, 1));
+}
+
+#[test]
+fn full_queue_rejects_or_drops_the_oldest() {
+    for policy in [FullQueue::Reject, FullQueue::DropOldest] {
+        let w = Worker::spawn(model(), WorkerConfig { queue_capacity: 1, full_queue: policy, ..Default::default() }).unwrap();
+        w.submit(req(0, 100, 400));
+        // Wait until the worker has taken request 0 off the queue.
+        let t = Instant::now();
+        while w.queue_depth() > 0 && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        w.submit(req(1, 1, 2));
+        w.submit(req(2, 2, 2));
+        let rs = collect(&w, 3);
+        match policy {
+            FullQueue::Reject => {
+                assert!(failed_reason(&rs, 2).unwrap().contains("full"));
+                assert!(done(&rs, 1));
+                assert_eq!(w.stats().rejected, 1);
+            }
+            FullQueue::DropOldest => {
+                assert!(failed_reason(&rs, 1).unwrap().contains("dropped"));
+                assert!(done(&rs, 2));
+                assert_eq!(w.stats().dropped, 1);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_bad_query_fails_alone() {
+    let w = Worker::spawn(model(), WorkerConfig::default()).unwrap();
+    w.submit(req(0, 100, 400));
+    let mut bad = req(1, 1, 2);
+    bad.query.actions[0] = vec![f32::NAN, 0.0];
+    w.submit(bad);
+    w.submit(req(2, 2, 2));
+    let rs = collect(&w, 3);
+    assert!(failed_reason(&rs, 1).unwrap().contains("not finite"));
+    assert!(done(&rs, 2));
+}
