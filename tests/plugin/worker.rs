@@ -43,6 +43,17 @@ fn req(id: u64, requester: u64, horizon: usize) -> Request {
     Request { id, requester, query: Query { context: vec![frame], past_actions: None, actions: vec![vec![0.1, 0.2]; horizon], samples: 1, seed: id }, deadline: None }
 }
 
+/// Gives the worker a long request and waits until it is being worked on, so that the next
+/// requests queue up together behind it.
+fn make_busy(w: &Worker) {
+    w.submit(req(0, 100, 400));
+    let t = Instant::now();
+    while w.queue_depth() > 0 && t.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    std::thread::sleep(Duration::from_millis(30));
+}
+
 fn collect(w: &Worker, n: usize) -> Vec<Response> {
     (0..n).map(|_| w.recv_timeout(Duration::from_secs(60)).expect("a response")).collect()
 }
@@ -61,8 +72,7 @@ fn done(rs: &[Response], id: u64) -> bool {
 #[test]
 fn requests_that_arrive_together_are_batched() {
     let w = Worker::spawn(model(), WorkerConfig { max_batch: 8, ..Default::default() }).unwrap();
-    // Keep the worker busy so that the next ones queue up together.
-    w.submit(req(0, 100, 400));
+    make_busy(&w);
     for i in 1..=5 {
         w.submit(req(i, i, 3));
     }
@@ -80,7 +90,7 @@ fn requests_that_arrive_together_are_batched() {
 #[test]
 fn newer_request_supersedes_and_cancel_and_deadline_fail_with_reasons() {
     let w = Worker::spawn(model(), WorkerConfig::default()).unwrap();
-    w.submit(req(0, 100, 400));
+    make_busy(&w);
     w.submit(req(1, 7, 2));
     w.submit(req(2, 7, 2));
     w.submit(req(3, 8, 2));
@@ -101,12 +111,7 @@ fn newer_request_supersedes_and_cancel_and_deadline_fail_with_reasons() {
 fn full_queue_rejects_or_drops_the_oldest() {
     for policy in [FullQueue::Reject, FullQueue::DropOldest] {
         let w = Worker::spawn(model(), WorkerConfig { queue_capacity: 1, full_queue: policy, ..Default::default() }).unwrap();
-        w.submit(req(0, 100, 400));
-        // Wait until the worker has taken request 0 off the queue.
-        let t = Instant::now();
-        while w.queue_depth() > 0 && t.elapsed() < Duration::from_secs(10) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+        make_busy(&w);
         w.submit(req(1, 1, 2));
         w.submit(req(2, 2, 2));
         let rs = collect(&w, 3);
@@ -128,7 +133,7 @@ fn full_queue_rejects_or_drops_the_oldest() {
 #[test]
 fn a_bad_query_fails_alone() {
     let w = Worker::spawn(model(), WorkerConfig::default()).unwrap();
-    w.submit(req(0, 100, 400));
+    make_busy(&w);
     let mut bad = req(1, 1, 2);
     bad.query.actions[0] = vec![f32::NAN, 0.0];
     w.submit(bad);
