@@ -166,11 +166,31 @@ impl Renderer {
         assets.spawn_fixed(world, &scene, &offsets);
         let slots = offsets.iter().map(|&offset| Slot { bodies: assets.spawn_bodies(world, &scene, offset), offset }).collect();
         let mut r = Renderer { apps, scene, slots, cols, rows, camera };
-        // Warm up: the first captures can come back before every asset reached the GPU.
-        for _ in 0..3 {
-            r.apps.update();
-        }
+        r.warm_up()?;
         Ok(r)
+    }
+
+    /// The first captures can come back before every mesh, material and pipeline reached the GPU
+    /// (blank, or without some bodies), more so on a loaded machine. Draw a real start state in
+    /// every slot until two captures in a row agree and show more than one colour.
+    fn warm_up(&mut self) -> Result<(), RenderError> {
+        let Ok(probe) = SimWorld::new(self.scene.clone(), 0) else {
+            for _ in 0..3 {
+                self.apps.update();
+            }
+            return Ok(());
+        };
+        let worlds = vec![&probe; self.slots.len()];
+        let mut last: Option<Vec<Vec<u8>>> = None;
+        for _ in 0..100 {
+            let frames = self.render(&worlds)?;
+            let varied = frames.iter().all(|f| f.chunks(3).any(|p| p != &f[..3]));
+            if varied && last.as_ref() == Some(&frames) {
+                return Ok(());
+            }
+            last = Some(frames);
+        }
+        Err(RenderError::Bevy("the renderer gave no stable frame in 100 tries".into()))
     }
 
     /// How many environments one call can draw.
