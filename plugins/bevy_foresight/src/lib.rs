@@ -1,12 +1,23 @@
 //! # bevy_foresight: predicted futures for Bevy agents
 //!
-//! Work in progress (issue 4). What exists: the inference [`worker`]: a dedicated thread with its
-//! own rayon pool, fed by a bounded crossbeam channel, batching requests that arrive together,
-//! applying a full-queue policy, superseding, deadlines, cancellation, catching model panics, and
-//! keeping the counters a `ForesightDiagnostics` resource will expose. The Bevy plugin
-//! (`WorldModelPlugin`, system sets, messages, views) is built on it next.
+//! Work in progress (issue 4). The pipeline, stage by stage:
+//!
+//! 1. [`ForesightSystems::Observe`]: (next) camera frames into rolling contexts.
+//! 2. [`ForesightSystems::Dispatch`]: [`PredictFutures`] messages are checked against the
+//!    checkpoint's metadata (a misfit fails at once as [`PredictionFailed`]) and handed to the
+//!    [`worker`], which never blocks the frame.
+//! 3. The worker (its own thread and rayon pool, bounded crossbeam queue) batches requests that
+//!    arrived together into one model call, applies the full-queue policy, supersedes older
+//!    requests from the same requester, honours deadlines and cancellation, and survives panics.
+//! 4. [`ForesightSystems::Receive`]: answers come back as [`FuturesPredicted`] or
+//!    [`PredictionFailed`]; [`ForesightDiagnostics`] holds queue depth, batch sizes, latency
+//!    percentiles and throughput.
+//!
+//! Views of futures, camera observation, checkpoints as assets and the examples come next.
 #![warn(missing_docs)]
 
+pub mod plugin;
 pub mod worker;
 
+pub use plugin::{CancelPrediction, ForesightDiagnostics, ForesightSystems, FuturesPredicted, PredictFutures, PredictionFailed, WorldModelPlugin};
 pub use worker::{FullQueue, Request, Response, Worker, WorkerConfig, WorkerStats};
