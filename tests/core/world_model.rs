@@ -58,6 +58,21 @@ fn synthetic_dataset(dir: &Path) {
     w.finish().unwrap();
 }
 
+/// Runs `foresight train` with the tiny config; returns whether it succeeded.
+fn train(data: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> bool {
+    std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args(["train", "--data"])
+        .arg(data)
+        .arg("--config")
+        .arg(root().join("configs/tiny.json"))
+        .arg("--out")
+        .arg(out)
+        .args(extra)
+        .status()
+        .unwrap()
+        .success()
+}
+
 /// Trains the tiny config once per test process and returns the checkpoint.
 fn tiny_checkpoint() -> PathBuf {
     static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -66,16 +81,7 @@ fn tiny_checkpoint() -> PathBuf {
         let data = base.join("data");
         synthetic_dataset(&data);
         let out = base.join("run");
-        let status = std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
-            .args(["train", "--data"])
-            .arg(&data)
-            .arg("--config")
-            .arg(root().join("configs/tiny.json"))
-            .arg("--out")
-            .arg(&out)
-            .status()
-            .unwrap();
-        assert!(status.success());
+        assert!(train(&data, &out, &[]));
         out.join("world_model.safetensors")
     })
     .clone()
@@ -153,17 +159,8 @@ fn resume_continues_exactly() {
     let data = base.join("data");
     synthetic_dataset(&data);
     let run = |out: &Path, extra: &[&str]| {
-        let st = std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
-            .args(["train", "--data"])
-            .arg(&data)
-            .arg("--config")
-            .arg(root().join("configs/tiny.json"))
-            .arg("--out")
-            .arg(out)
-            .args(extra)
-            .status()
-            .unwrap();
-        assert!(st.success());
+        let extra: Vec<&std::ffi::OsStr> = extra.iter().map(std::ffi::OsStr::new).collect();
+        assert!(train(&data, out, &extra));
     };
     // Straight through.
     run(&base.join("a"), &[]);
@@ -180,8 +177,7 @@ fn resume_continues_exactly() {
     let sb = std::fs::read(b.join("dynamics.opt.safetensors")).unwrap();
     assert!(sa == sb, "and the same optimiser state");
     // Without --resume an existing run is not overwritten.
-    let st = std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["train", "--data"]).arg(&data).arg("--config").arg(root().join("configs/tiny.json")).arg("--out").arg(&b).status().unwrap();
-    assert!(!st.success());
+    assert!(!train(&data, &b, &[]));
 }
 
 #[test]
@@ -227,18 +223,7 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     let data = base.join("data");
     synthetic_dataset(&data);
     let out = base.join("ft");
-    let st = std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
-        .args(["train", "--data"])
-        .arg(&data)
-        .arg("--config")
-        .arg(root().join("configs/tiny.json"))
-        .arg("--out")
-        .arg(&out)
-        .arg("--init")
-        .arg(&ckpt)
-        .status()
-        .unwrap();
-    assert!(st.success());
+    assert!(train(&data, &out, &["--init".as_ref(), ckpt.as_os_str()]));
     let a = WorldModel::load(&ckpt).unwrap();
     let b = WorldModel::load(&out.join("world_model.safetensors")).unwrap();
     assert_eq!(a.meta.autoencoder, b.meta.autoencoder);
