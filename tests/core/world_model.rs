@@ -11,6 +11,11 @@ use crate::{root, tmpdir};
 
 /// A 64×64 world where a red square moves by its action (dx, dy) and a blue one stays.
 fn synthetic_dataset(dir: &Path) {
+    synthetic_dataset_from(dir, 1000);
+}
+
+/// The same world with episode seeds starting at `first_seed`.
+fn synthetic_dataset_from(dir: &Path, first_seed: u64) {
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         scene: "squares".into(),
@@ -53,7 +58,7 @@ fn synthetic_dataset(dir: &Path) {
                 y = (y + 3.0 * ay).clamp(4.0, 60.0);
             }
         }
-        w.push(Episode { height: 64, width: 64, frames, action_dim: 2, actions, state_dim: 0, states: vec![], seed: 1000 + e, policy: "random".into(), caption: String::new(), events: Events::default(), contact_steps: 0 }).unwrap();
+        w.push(Episode { height: 64, width: 64, frames, action_dim: 2, actions, state_dim: 0, states: vec![], seed: first_seed + e, policy: "random".into(), caption: String::new(), events: Events::default(), contact_steps: 0 }).unwrap();
     }
     w.finish().unwrap();
 }
@@ -263,4 +268,32 @@ fn export_to_f16_halves_the_file_and_still_loads() {
     let wm = WorldModel::load(&out).unwrap();
     let p = wm.predict(&query(&wm, 1, 3, 2), &foresight::model::diffusion::SamplerConfig::default()).unwrap();
     assert_eq!(p.frames[0].len(), 2);
+}
+
+#[test]
+fn eval_refuses_training_seeds_and_reports_the_contract_keys() {
+    use foresight::eval::{evaluate, EvalConfig};
+    let wm = WorldModel::load(&tiny_checkpoint()).unwrap();
+    let cfg = EvalConfig { context: 2, horizon: 4, long_horizon: 0, max_episodes: 32, sampler: SamplerConfig::default(), seed: 0 };
+    let seen = tmpdir("eval-seen").join("data");
+    synthetic_dataset(&seen);
+    let err = evaluate(&wm, &mut foresight::data::Dataset::open(&seen).unwrap(), &cfg).unwrap_err().to_string();
+    assert!(err.contains("were used to train"), "{err}");
+    let fresh = tmpdir("eval-fresh").join("data");
+    synthetic_dataset_from(&fresh, 50_000);
+    let report = evaluate(&wm, &mut foresight::data::Dataset::open(&fresh).unwrap(), &cfg).unwrap();
+    assert_eq!(report.episodes, 12);
+    let json = serde_json::to_value(&report).unwrap();
+    for k in ["psnr", "ssim", "position_error_px", "agent_position_error_px", "pushed_position_error_px"] {
+        assert_eq!(json[k].as_array().map(|a| a.len()), Some(4), "`{k}`");
+        assert!(json["copy_last"].get(k).is_some(), "copy_last lacks `{k}`");
+    }
+    for k in ["position_error_px", "agent_position_error_px", "pushed_position_error_px"] {
+        assert!(json["constant_velocity"].get(k).is_some(), "constant_velocity lacks `{k}`");
+    }
+    for k in ["controllability_db", "controllability_ratio", "missing_fraction", "autoencoder_psnr", "episodes", "policy"] {
+        assert!(json.get(k).is_some(), "report lacks `{k}`");
+    }
+    // Copy-last is exact at no motion and the truth locates the squares.
+    assert!(report.copy_last.agent_position_error_px.iter().all(|v| v.is_finite()));
 }
