@@ -87,6 +87,9 @@ enum Cmd {
         /// Sampler steps (default: the checkpoint's).
         #[arg(long)]
         steps: Option<usize>,
+        /// Sampler starting-noise scale (default: the checkpoint's; 0 draws the mean future).
+        #[arg(long)]
+        temperature: Option<f32>,
         /// Noise seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -191,12 +194,15 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} and {}", out.display(), gif.display());
         }
         Cmd::Train { data, config, out, resume, stop_after, init } => train(&data, &config, &out, resume, stop_after, init.as_deref(), command.clone())?,
-        Cmd::Eval { checkpoint, data, context, horizon, long_horizon, episodes, steps, seed, json } => {
+        Cmd::Eval { checkpoint, data, context, horizon, long_horizon, episodes, steps, temperature, seed, json } => {
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut ds = foresight::data::Dataset::open(&data)?;
             let mut sampler = wm.meta.sampler;
             if let Some(s) = steps {
                 sampler.steps = s;
+            }
+            if let Some(t) = temperature {
+                sampler.temperature = t;
             }
             let cfg = foresight::eval::EvalConfig { context, horizon, long_horizon, max_episodes: episodes, sampler, seed };
             let report = foresight::eval::evaluate(&wm, &mut ds, &cfg)?;
