@@ -1,6 +1,6 @@
 //! Stage 1: train the autoencoder on every frame of the training episodes, then freeze it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use candle_core::{DType, Device};
@@ -181,10 +181,6 @@ fn latent_scale(model: &Autoencoder, pool: &FramePool, h: usize, w: usize, devic
     Ok(((sq / count.max(1) as f64 - mean * mean).max(1e-8)).sqrt() as f32)
 }
 
-/// Where stage 1 writes its weights.
-pub fn autoencoder_path(out: &Path) -> PathBuf {
-    out.join("autoencoder.safetensors")
-}
 
 
 /// Installs the autoencoder of a world-model checkpoint as a finished stage 1 in `out` (for

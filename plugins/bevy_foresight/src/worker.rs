@@ -256,6 +256,15 @@ fn run(model: Arc<WorldModel>, pool: rayon::ThreadPool, rx: Receiver<Queued>, ou
         }
         let _ = out.send(Response::Failed { id: q.req.id, requester: q.req.requester, reason });
     };
+    let answer = |q: Queued, prediction: Prediction, batch: usize| {
+        let latency = q.at.elapsed();
+        if let Ok(mut s) = stats.lock() {
+            s.answered += 1;
+            s.frames += prediction.frames.iter().map(|f| f.len() as u64).sum::<u64>();
+            WorkerStats::push_recent(&mut s.latencies, latency.as_secs_f64());
+        }
+        let _ = out.send(Response::Done { id: q.req.id, requester: q.req.requester, prediction, latency, batch });
+    };
     // Blocks for the first request; then takes what else is already waiting.
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -294,17 +303,10 @@ fn run(model: Arc<WorldModel>, pool: rayon::ThreadPool, rx: Receiver<Queued>, ou
         match result {
             Ok(Ok(preds)) => {
                 let n = live.len();
-                let mut s = stats.lock().ok();
                 for (q, p) in live.into_iter().zip(preds) {
-                    let latency = q.at.elapsed();
-                    if let Some(s) = s.as_mut() {
-                        s.answered += 1;
-                        s.frames += p.frames.iter().map(|f| f.len() as u64).sum::<u64>();
-                        WorkerStats::push_recent(&mut s.latencies, latency.as_secs_f64());
-                    }
-                    let _ = out.send(Response::Done { id: q.req.id, requester: q.req.requester, prediction: p, latency, batch: n });
+                    answer(q, p, n);
                 }
-                if let Some(s) = s.as_mut() {
+                if let Ok(mut s) = stats.lock() {
                     s.busy_seconds += busy;
                     if s.batch_sizes.len() >= 256 {
                         s.batch_sizes.pop_front();
@@ -317,15 +319,7 @@ fn run(model: Arc<WorldModel>, pool: rayon::ThreadPool, rx: Receiver<Queued>, ou
                 for q in live {
                     let one = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| model.predict(&q.req.query, &cfg.sampler))));
                     match one {
-                        Ok(Ok(p)) => {
-                            let latency = q.at.elapsed();
-                            if let Ok(mut s) = stats.lock() {
-                                s.answered += 1;
-                                s.frames += p.frames.iter().map(|f| f.len() as u64).sum::<u64>();
-                                WorkerStats::push_recent(&mut s.latencies, latency.as_secs_f64());
-                            }
-                            let _ = out.send(Response::Done { id: q.req.id, requester: q.req.requester, prediction: p, latency, batch: 1 });
-                        }
+                        Ok(Ok(p)) => answer(q, p, 1),
                         Ok(Err(e)) => fail(&q, e.to_string(), &|_| {}),
                         Err(_) => fail(&q, "the model panicked; the worker carries on".into(), &|s| s.panics += 1),
                     }

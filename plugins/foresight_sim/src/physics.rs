@@ -12,7 +12,7 @@ use std::sync::Arc;
 use foresight::camera::PixelCamera;
 use foresight::data::STATE_FIELDS;
 use foresight::rng::Rng;
-use foresight::scene::{ActionTarget, Role, Scene, Shape};
+use foresight::scene::{ActionTarget, Scene, Shape};
 use rapier3d::glamx::glam::EulerRot;
 use rapier3d::glamx::{Quat, Vec3};
 use rapier3d::prelude::*;
@@ -440,20 +440,5 @@ impl SimWorld {
     /// Index of the body the actions drive (for the arm: the last link).
     pub fn agent_body(&self) -> usize {
         self.scene.agent_body()
-    }
-
-    /// Reward and success for the scene's goal at the current state (0 and false without a goal).
-    pub fn goal_status(&self) -> (f32, bool) {
-        let Some(g) = &self.scene.goal else { return (0.0, false) };
-        let (Some(bi), Some(region)) = (self.scene.body_index(&g.body), self.scene.region(&g.region)) else { return (0.0, false) };
-        let p = self.body_states()[bi].position;
-        let d = ((p[0] - region.center[0]).powi(2) + (p[2] - region.center[2]).powi(2) + (p[1] - region.center[1]).powi(2)).sqrt();
-        let success = region.contains(p);
-        (-g.reward.distance_weight * d + if success { g.reward.success_bonus } else { 0.0 }, success)
-    }
-
-    /// Bodies whose role is `agent`.
-    pub fn agent_mask(&self) -> Vec<bool> {
-        self.scene.bodies.iter().map(|b| b.role == Role::Agent).collect()
     }
 }
