@@ -16,7 +16,7 @@ use crate::model::dit::{Dit, DitConfig};
 use crate::model::frames::{frames_to_tensor, tensor_to_frames};
 use crate::model::{Autoencoder, AutoencoderConfig};
 use crate::rng::Rng;
-use crate::train::checkpoint::{json_path, load_into_varmap, load_json, load_tensors, CheckpointError};
+use crate::train::checkpoint::{json_from_bytes, json_path, load_into_varmap, tensors_from_bytes, CheckpointError};
 
 /// Version of the world-model checkpoint JSON.
 pub const WM_FORMAT_VERSION: u32 = 1;
@@ -127,7 +127,17 @@ impl WorldModel {
     /// weights is refused with the reason.
     pub fn load(weights: &Path) -> Result<Self, WorldModelError> {
         let jp = json_path(weights);
-        let meta: WorldModelMeta = load_json(&jp)?;
+        let read = |p: &Path| std::fs::read(p).map_err(|source| CheckpointError::Data(crate::data::DataError::Io { path: p.to_owned(), source }));
+        let json = read(&jp)?;
+        let bytes = read(weights)?;
+        Self::from_bytes(&json, &bytes, weights)
+    }
+
+    /// Builds a model from the bytes of `NAME.json` and `NAME.safetensors` (for asset loaders);
+    /// `weights` names the checkpoint in errors. Validated as [`WorldModel::load`] does.
+    pub fn from_bytes(json: &[u8], weights_bytes: &[u8], weights: &Path) -> Result<Self, WorldModelError> {
+        let jp = json_path(weights);
+        let meta: WorldModelMeta = json_from_bytes(json, &jp)?;
         let bad = |m: String| WorldModelError::Checkpoint(CheckpointError::Invalid { path: jp.clone(), message: m });
         if meta.format_version != WM_FORMAT_VERSION {
             return Err(bad(format!("format_version {} is not {WM_FORMAT_VERSION}", meta.format_version)));
@@ -139,7 +149,7 @@ impl WorldModel {
             return Err(bad("resolution, latent shape, action dimension or context length disagree between sections".into()));
         }
         let device = Device::Cpu;
-        let tensors = load_tensors(weights, &device)?;
+        let tensors = tensors_from_bytes(weights_bytes, weights, &device)?;
         let vm = VarMap::new();
         let wm = WorldModel::build(meta, &vm, &device)?;
         load_into_varmap(&vm, &tensors, weights, "")?;

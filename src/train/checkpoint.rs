@@ -48,7 +48,12 @@ pub fn save_tensors(path: &Path, tensors: &HashMap<String, Tensor>) -> Result<()
 /// Reads every tensor of a safetensors file; a truncated or corrupt file is refused by name.
 pub fn load_tensors(path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, CheckpointError> {
     let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_owned(), source })?;
-    candle_core::safetensors::load_buffer(&bytes, device).map_err(|e| invalid(path, format!("corrupt or truncated checkpoint: {e}")))
+    tensors_from_bytes(&bytes, path, device)
+}
+
+/// Reads every tensor of safetensors bytes (`path` names them in errors).
+pub fn tensors_from_bytes(bytes: &[u8], path: &Path, device: &Device) -> Result<HashMap<String, Tensor>, CheckpointError> {
+    candle_core::safetensors::load_buffer(bytes, device).map_err(|e| invalid(path, format!("corrupt or truncated checkpoint: {e}")))
 }
 
 /// The variables of a [`VarMap`] as named tensors.
@@ -87,8 +92,13 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointE
 
 /// Reads a JSON file into `T`, naming the file on error.
 pub fn load_json<T: DeserializeOwned>(path: &Path) -> Result<T, CheckpointError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_owned(), source })?;
-    serde_json::from_str(&text).map_err(|e| invalid(path, format!("not a valid checkpoint description: {e}")))
+    let text = std::fs::read(path).map_err(|source| DataError::Io { path: path.to_owned(), source })?;
+    json_from_bytes(&text, path)
+}
+
+/// Parses JSON bytes into `T` (`path` names them in errors).
+pub fn json_from_bytes<T: DeserializeOwned>(bytes: &[u8], path: &Path) -> Result<T, CheckpointError> {
+    serde_json::from_slice(bytes).map_err(|e| invalid(path, format!("not a valid checkpoint description: {e}")))
 }
 
 /// Makes initialisation reproducible: candle's CPU generator cannot be seeded, so every variable

@@ -26,7 +26,7 @@ fn ask(app: &mut App, id: u64, requester: Entity, frame_bytes: usize, action_dim
     app.world_mut().write_message(PredictFutures {
         request_id: id,
         requester,
-        context: vec![vec![40u8; frame_bytes]],
+        context: vec![vec![40u8; frame_bytes]].into(),
         past_actions: None,
         actions: vec![vec![0.3; action_dim]; 3],
         samples: 2,

@@ -1,6 +1,7 @@
 //! Integration tests of bevy_foresight.
 
 mod app;
+mod asset;
 mod worker;
 
 use std::sync::Arc;
@@ -16,6 +17,21 @@ use foresight::world_model::{WorldModel, WorldModelMeta, WM_FORMAT_VERSION};
 
 /// An untrained tiny model (16×16 frames, 2-d actions, K = 2): plumbing and speed only.
 pub fn model() -> Arc<WorldModel> {
+    let (meta, vm) = tiny_meta();
+    Arc::new(WorldModel::build(meta, &vm, &Device::Cpu).unwrap())
+}
+
+/// Writes the tiny model as a checkpoint `dir/NAME.safetensors` + `dir/NAME.json`.
+pub fn save_tiny(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    let (meta, vm) = tiny_meta();
+    let _ = WorldModel::build(meta.clone(), &vm, &Device::Cpu).unwrap();
+    let weights = dir.join(format!("{name}.safetensors"));
+    foresight::train::checkpoint::save_tensors(&weights, &foresight::train::checkpoint::varmap_tensors(&vm)).unwrap();
+    foresight::train::checkpoint::save_json(&foresight::train::checkpoint::json_path(&weights), &meta).unwrap();
+    weights
+}
+
+fn tiny_meta() -> (WorldModelMeta, VarMap) {
     let ae = AutoencoderConfig::tiny();
     let (c, h, w) = ae.latent_shape();
     let meta = WorldModelMeta {
@@ -38,5 +54,5 @@ pub fn model() -> Arc<WorldModel> {
         steps: 0,
         command: String::new(),
     };
-    Arc::new(WorldModel::build(meta, &VarMap::new(), &Device::Cpu).unwrap())
+    (meta, VarMap::new())
 }

@@ -16,8 +16,14 @@
 //! Views of futures, camera observation, checkpoints as assets and the examples come next.
 #![warn(missing_docs)]
 
+pub mod asset;
+pub mod observe;
 pub mod plugin;
 pub mod worker;
 
-pub use plugin::{CancelPrediction, ForesightDiagnostics, ForesightSystems, FuturesPredicted, PredictFutures, PredictionFailed, WorldModelPlugin};
+pub use asset::{WorldModelAsset, WorldModelAssetPlugin, WorldModelLoader};
+pub use observe::ForesightCamera;
+pub use plugin::{
+    frame_image, CancelPrediction, ContextSource, ForesightDiagnostics, ForesightSystems, FuturesPredicted, PredictFutures, PredictedFutures, PredictionFailed, WorldModelPlugin,
+};
 pub use worker::{FullQueue, Request, Response, Worker, WorkerConfig, WorkerStats};

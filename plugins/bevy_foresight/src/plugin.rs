@@ -5,12 +5,55 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bevy::asset::RenderAssetUsages;
 use bevy::ecs::schedule::ScheduleLabel;
 use bevy::prelude::*;
+use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use foresight::model::diffusion::SamplerConfig;
-use foresight::world_model::{Query, WorldModel};
+use foresight::world_model::{Query as ModelQuery, WorldModel};
 
+use crate::asset::{WorldModelAsset, WorldModelAssetPlugin};
+use crate::observe::{start_capture, ForesightCamera};
 use crate::worker::{FullQueue, Request, Response, Worker, WorkerConfig};
+
+/// Where a request's context frames come from.
+#[derive(Debug, Clone)]
+pub enum ContextSource {
+    /// Frames given by the caller (`H*W*3` bytes each, oldest first).
+    Frames(Vec<Vec<u8>>),
+    /// The last K frames captured by the [`ForesightCamera`] on this entity.
+    Camera(Entity),
+}
+
+impl From<Vec<Vec<u8>>> for ContextSource {
+    fn from(frames: Vec<Vec<u8>>) -> Self {
+        ContextSource::Frames(frames)
+    }
+}
+
+/// The latest futures predicted for an entity, inserted on the requester when they arrive (with
+/// the [`FuturesPredicted`] message); frames are `Image` assets when the app has `Assets<Image>`.
+#[derive(Component, Debug, Clone)]
+pub struct PredictedFutures {
+    /// The request that produced them.
+    pub request_id: u64,
+    /// The frame (game tick) the context ended at.
+    pub from_frame: u64,
+    /// `images[sample][step]`: RGBA images at the model's resolution (empty without `Assets<Image>`).
+    pub images: Vec<Vec<Handle<Image>>>,
+    /// `frames[sample][step]`: the same frames as RGB bytes.
+    pub frames: Arc<Vec<Vec<Vec<u8>>>>,
+    /// Normalised latents, row-major with shape [`PredictedFutures::latent_shape`].
+    pub latents: Arc<Vec<f32>>,
+    /// `(samples, steps, channels, height, width)` of `latents`.
+    pub latent_shape: [usize; 5],
+}
+
+/// An RGB frame as an RGBA `Image` (sRGB) that Bevy can draw.
+pub fn frame_image(rgb: &[u8], height: usize, width: usize) -> Image {
+    let rgba: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
+    Image::new(Extent3d { width: width as u32, height: height as u32, depth_or_array_layers: 1 }, TextureDimension::D2, rgba, TextureFormat::Rgba8UnormSrgb, RenderAssetUsages::default())
+}
 
 /// The plugin's stages, chained in the chosen schedule (`Update` by default).
 #[derive(SystemSet, Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -32,13 +75,13 @@ pub struct PredictFutures {
     pub request_id: u64,
     /// The asking entity: a newer request from it supersedes an older queued one.
     pub requester: Entity,
-    /// 1 to K context frames (`H*W*3` bytes), oldest first.
-    pub context: Vec<Vec<u8>>,
+    /// 1 to K context frames, given or taken from a [`ForesightCamera`].
+    pub context: ContextSource,
     /// Actions between the context frames, if known.
     pub past_actions: Option<Vec<Vec<f32>>>,
     /// One action per predicted step.
     pub actions: Vec<Vec<f32>>,
-    /// Futures to draw.
+    /// Futures to draw (each in `frames[sample]`).
     pub samples: usize,
     /// Noise seed.
     pub seed: u64,
@@ -64,6 +107,10 @@ pub struct FuturesPredicted {
     pub requester: Entity,
     /// `frames[sample][step]`, `H*W*3` bytes each.
     pub frames: Arc<Vec<Vec<Vec<u8>>>>,
+    /// Normalised latents, shape `latent_shape` (for planners).
+    pub latents: Arc<Vec<f32>>,
+    /// `(samples, steps, channels, height, width)`.
+    pub latent_shape: [usize; 5],
     /// The frame (game tick) the context ended at.
     pub from_frame: u64,
     /// From request to answer.
@@ -121,7 +168,12 @@ pub struct Foresight {
 enum Source {
     Path(PathBuf),
     Model(Arc<WorldModel>),
+    Asset(String),
 }
+
+/// The checkpoint asset being loaded (with [`WorldModelPlugin::from_asset`]).
+#[derive(Resource)]
+struct PendingModel(Handle<WorldModelAsset>, WorkerConfig);
 
 /// Adds a world model to the app. Built with [`WorldModelPlugin::new`] (a checkpoint path) or
 /// [`WorldModelPlugin::from_model`], then the builder methods.
@@ -137,6 +189,13 @@ impl WorldModelPlugin {
     /// every request then fails with it.
     pub fn new(checkpoint: impl Into<PathBuf>) -> Self {
         Self::with_source(Source::Path(checkpoint.into()))
+    }
+
+    /// Loads the checkpoint through the `AssetServer` (add `AssetPlugin` first), for example
+    /// `"push.safetensors"` from the `assets/` folder; requests fail with "still loading" until it
+    /// is ready, and a load failure is reported as [`WorldModelPlugin::new`] does.
+    pub fn from_asset(path: impl Into<String>) -> Self {
+        Self::with_source(Source::Asset(path.into()))
     }
 
     /// Uses a model already in memory.
@@ -193,10 +252,19 @@ impl Plugin for WorldModelPlugin {
             .add_message::<PredictionFailed>()
             .init_resource::<ForesightDiagnostics>()
             .configure_sets(self.schedule, (ForesightSystems::Observe, ForesightSystems::Dispatch, ForesightSystems::Receive).chain())
+            .add_systems(self.schedule, start_capture.in_set(ForesightSystems::Observe))
             .add_systems(self.schedule, dispatch.in_set(ForesightSystems::Dispatch))
             .add_systems(self.schedule, receive.in_set(ForesightSystems::Receive));
         let source = self.source.lock().ok().and_then(|mut s| s.take());
         let model = match source {
+            Some(Source::Asset(path)) => {
+                app.add_plugins(WorldModelAssetPlugin);
+                let handle = app.world().resource::<AssetServer>().load::<WorldModelAsset>(path);
+                app.insert_resource(PendingModel(handle, self.worker.clone()))
+                    .insert_resource(ForesightDiagnostics { unavailable: Some("the world model is still loading".into()), ..default() })
+                    .add_systems(self.schedule, await_model.before(ForesightSystems::Dispatch));
+                return;
+            }
             Some(Source::Path(p)) => WorldModel::load(&p).map(Arc::new).map_err(|e| e.to_string()),
             Some(Source::Model(m)) => Ok(m),
             None => Err("the plugin was built twice".to_string()),
@@ -213,9 +281,30 @@ impl Plugin for WorldModelPlugin {
     }
 }
 
+/// Starts the worker once the checkpoint asset has loaded, or reports why it did not.
+fn await_model(mut commands: Commands, pending: Option<Res<PendingModel>>, server: Res<AssetServer>, assets: Res<Assets<WorldModelAsset>>, mut diagnostics: ResMut<ForesightDiagnostics>) {
+    let Some(pending) = pending else { return };
+    if let Some(asset) = assets.get(&pending.0) {
+        match Worker::spawn(asset.model.clone(), pending.1.clone()) {
+            Ok(worker) => {
+                commands.insert_resource(Foresight { model: asset.model.clone(), worker, requests: Default::default() });
+                diagnostics.unavailable = None;
+            }
+            Err(e) => diagnostics.unavailable = Some(e),
+        }
+        commands.remove_resource::<PendingModel>();
+    } else if let Some(bevy::asset::LoadState::Failed(e)) = server.get_load_state(&pending.0) {
+        let reason = format!("the world model failed to load: {e}");
+        error!("foresight: {reason}");
+        diagnostics.unavailable = Some(reason);
+        commands.remove_resource::<PendingModel>();
+    }
+}
+
 fn dispatch(
     foresight: Option<ResMut<Foresight>>,
     diagnostics: Res<ForesightDiagnostics>,
+    cameras: Query<&ForesightCamera>,
     mut requests: MessageReader<PredictFutures>,
     mut cancels: MessageReader<CancelPrediction>,
     mut failed: MessageWriter<PredictionFailed>,
@@ -234,9 +323,25 @@ fn dispatch(
         // Refuse at once what the checkpoint cannot answer.
         let meta = &fs.model.meta;
         let [h, w] = meta.resolution;
-        let problem = if r.context.is_empty() || r.context.len() > meta.context {
-            Some(format!("{} context frames; the model takes 1 to {}", r.context.len(), meta.context))
-        } else if let Some(f) = r.context.iter().find(|f| f.len() != h * w * 3) {
+        let context = match &r.context {
+            ContextSource::Frames(f) => f.clone(),
+            ContextSource::Camera(e) => match cameras.get(*e) {
+                Ok(cam) if cam.resolution != meta.resolution => {
+                    let reason = format!("camera {e} captures {:?} frames; the model takes {:?}", cam.resolution, meta.resolution);
+                    failed.write(PredictionFailed { request_id: r.request_id, requester: r.requester, reason });
+                    continue;
+                }
+                Ok(cam) => cam.context(meta.context),
+                Err(_) => {
+                    let reason = format!("entity {e} has no ForesightCamera");
+                    failed.write(PredictionFailed { request_id: r.request_id, requester: r.requester, reason });
+                    continue;
+                }
+            },
+        };
+        let problem = if context.is_empty() || context.len() > meta.context {
+            Some(format!("{} context frames; the model takes 1 to {}", context.len(), meta.context))
+        } else if let Some(f) = context.iter().find(|f| f.len() != h * w * 3) {
             Some(format!("a context frame has {} bytes; the model takes {h}x{w}x3", f.len()))
         } else if let Some(a) = r.actions.iter().find(|a| a.len() != meta.action_spec.dim) {
             Some(format!("an action has {} values; the model takes {}", a.len(), meta.action_spec.dim))
@@ -252,20 +357,44 @@ fn dispatch(
         let req = Request {
             id: r.request_id,
             requester: r.requester.to_bits(),
-            query: Query { context: r.context.clone(), past_actions: r.past_actions.clone(), actions: r.actions.clone(), samples: r.samples, seed: r.seed },
+            query: ModelQuery { context, past_actions: r.past_actions.clone(), actions: r.actions.clone(), samples: r.samples, seed: r.seed },
             deadline: r.deadline.map(|d| now + d),
         };
         fs.worker.submit(req);
     }
 }
 
-fn receive(foresight: Option<ResMut<Foresight>>, mut diagnostics: ResMut<ForesightDiagnostics>, mut done: MessageWriter<FuturesPredicted>, mut failed: MessageWriter<PredictionFailed>) {
+fn receive(
+    mut commands: Commands,
+    foresight: Option<ResMut<Foresight>>,
+    mut images: Option<ResMut<Assets<Image>>>,
+    mut diagnostics: ResMut<ForesightDiagnostics>,
+    mut done: MessageWriter<FuturesPredicted>,
+    mut failed: MessageWriter<PredictionFailed>,
+) {
     let Some(mut fs) = foresight else { return };
+    let [h, w] = fs.model.meta.resolution;
     while let Some(resp) = fs.worker.try_recv() {
         match resp {
             Response::Done { id, prediction, latency, .. } => {
                 let (requester, from_frame, _) = fs.requests.remove(&id).unwrap_or((Entity::PLACEHOLDER, 0, Instant::now()));
-                done.write(FuturesPredicted { request_id: id, requester, frames: Arc::new(prediction.frames), from_frame, latency });
+                let latent_shape: [usize; 5] = prediction.latents.dims().try_into().unwrap_or([0; 5]);
+                let latents = match prediction.latents.flatten_all().and_then(|t| t.to_vec1::<f32>()) {
+                    Ok(v) => Arc::new(v),
+                    Err(e) => {
+                        failed.write(PredictionFailed { request_id: id, requester, reason: format!("latents unreadable: {e}") });
+                        continue;
+                    }
+                };
+                let frames = Arc::new(prediction.frames);
+                let image_handles = match images.as_deref_mut() {
+                    Some(assets) => frames.iter().map(|s| s.iter().map(|f| assets.add(frame_image(f, h, w))).collect()).collect(),
+                    None => Vec::new(),
+                };
+                if let Ok(mut e) = commands.get_entity(requester) {
+                    e.try_insert(PredictedFutures { request_id: id, from_frame, images: image_handles, frames: frames.clone(), latents: latents.clone(), latent_shape });
+                }
+                done.write(FuturesPredicted { request_id: id, requester, frames, latents, latent_shape, from_frame, latency });
             }
             Response::Failed { id, reason, .. } => {
                 let (requester, _, _) = fs.requests.remove(&id).unwrap_or((Entity::PLACEHOLDER, 0, Instant::now()));
