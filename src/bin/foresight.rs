@@ -318,17 +318,28 @@ fn train(data: &std::path::Path, config: &std::path::Path, out: &std::path::Path
     };
     let device = candle_core::Device::Cpu;
     let mut budget = stop_after.unwrap_or(u64::MAX);
+    // `--init`: the checkpoint's autoencoder is kept frozen (autoencoder_stage.steps 0) or
+    // fine-tuned for autoencoder_stage.steps; its transformer is the dynamics' starting point.
+    let mut ae_cfg = cfg.autoencoder.clone();
+    let mut ae_init = None;
     if let Some(ckpt) = init {
+        let wm = foresight::world_model::WorldModel::load(ckpt)?;
+        ae_cfg = wm.meta.autoencoder.clone();
         if !ae_state.exists() {
-            foresight::train::autoencoder::install_from_world_model(ckpt, out, cfg.autoencoder_stage.steps)?;
-            println!("fine-tuning {}: its autoencoder is kept, its transformer is the starting point", ckpt.display());
+            if cfg.autoencoder_stage.steps == 0 {
+                foresight::train::autoencoder::install_from_world_model(ckpt, out, 0)?;
+                println!("fine-tuning {}: its autoencoder is kept, its transformer is the starting point", ckpt.display());
+            } else {
+                ae_init = Some(foresight::train::autoencoder::world_model_autoencoder(ckpt)?);
+                println!("fine-tuning {}: autoencoder for {} steps, then the transformer", ckpt.display(), cfg.autoencoder_stage.steps);
+            }
         }
     }
     let done = ae_state.exists() && checkpoint::load_json::<StageState>(&ae_state)?.step >= cfg.autoencoder_stage.steps;
     if !done {
         let bar = make_bar("autoencoder", cfg.autoencoder_stage.steps);
         let mut val = f64::NAN;
-        let meta = train_autoencoder(&pool, &cfg.autoencoder, &cfg.autoencoder_stage, cfg.seed, out, resume, &mut budget, &device, |step, loss, rate, v| {
+        let meta = train_autoencoder(&pool, &ae_cfg, &cfg.autoencoder_stage, cfg.seed, out, resume, ae_init.as_ref(), &mut budget, &device, |step, loss, rate, v| {
             report(&bar, "autoencoder", "held-out PSNR dB", step, loss, rate, v, &mut val)
         })?;
         bar.finish();

@@ -69,6 +69,19 @@ pub fn load_autoencoder(weights: &Path, device: &Device) -> Result<LoadedAutoenc
     Ok(LoadedAutoencoder { model, meta })
 }
 
+/// The autoencoder tensors (`ae.` prefix removed, f32) of a world-model checkpoint.
+pub fn world_model_autoencoder(weights: &Path) -> Result<std::collections::HashMap<String, candle_core::Tensor>, CheckpointError> {
+    let tensors = load_tensors(weights, &Device::Cpu)?;
+    let mut ae = std::collections::HashMap::new();
+    for (k, v) in tensors {
+        if let Some(rest) = k.strip_prefix("ae.") {
+            let v = v.to_dtype(DType::F32).map_err(|e| CheckpointError::Invalid { path: weights.to_owned(), message: e.to_string() })?;
+            ae.insert(rest.to_string(), v);
+        }
+    }
+    Ok(ae)
+}
+
 /// Reconstruction PSNR (mean over frames) of `frames` through the autoencoder.
 pub fn reconstruction_psnr(ae: &Autoencoder, frames: &[&[u8]], h: usize, w: usize, device: &Device) -> candle_core::Result<f64> {
     let mut total = 0.0;
@@ -88,6 +101,7 @@ pub fn train_autoencoder(
     seed: u64,
     out: &Path,
     resume: bool,
+    init: Option<&std::collections::HashMap<String, candle_core::Tensor>>,
     budget: &mut u64,
     device: &Device,
     mut progress: impl FnMut(u64, f64, f64, Option<f64>),
@@ -105,6 +119,9 @@ pub fn train_autoencoder(
         state = load_json(&state_path)?;
         load_into_varmap(&vm, &load_tensors(&weights, device)?, &weights, "")?;
         opt.load_state(&load_tensors(&opt_path, device)?, state.step)?;
+    } else if let Some(init) = init {
+        // Fine-tuning: start from a checkpoint's autoencoder (`--init`).
+        load_into_varmap(&vm, init, Path::new("--init"), "")?;
     }
     let (h, w) = (pool.height, pool.width);
     let started = Instant::now() - std::time::Duration::from_secs_f64(state.seconds);
@@ -187,8 +204,7 @@ fn latent_scale(model: &Autoencoder, pool: &FramePool, h: usize, w: usize, devic
 /// fine-tuning with `--init`): weights, description and a state marking `steps` done.
 pub fn install_from_world_model(weights: &Path, out: &Path, steps: u64) -> anyhow::Result<()> {
     let wm = crate::world_model::WorldModel::load(weights)?;
-    let tensors = load_tensors(weights, &Device::Cpu)?;
-    let ae: std::collections::HashMap<String, candle_core::Tensor> = tensors.into_iter().filter_map(|(k, v)| k.strip_prefix("ae.").map(|k| (k.to_string(), v))).collect();
+    let ae = world_model_autoencoder(weights)?;
     let target = out.join("autoencoder.safetensors");
     save_tensors(&target, &ae)?;
     let meta = AutoencoderMeta {

@@ -184,10 +184,8 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         None => None,
     };
     let dit_cfg = match &init {
-        Some((init, _)) => {
-            anyhow::ensure!(init.meta.action_spec.dim == m.action_spec.dim, "--init: the checkpoint takes {}-d actions, the data has {}-d", init.meta.action_spec.dim, m.action_spec.dim);
-            init.meta.dit.clone()
-        }
+        // Another action vector is allowed: only the action embedding starts afresh.
+        Some((init, _)) => DitConfig { action_dim: m.action_spec.dim, latent: ae.meta.config.latent_shape().into(), ..init.meta.dit.clone() },
         None => DitConfig {
             latent: ae.meta.config.latent_shape().into(),
             patch: dc.patch,
@@ -235,12 +233,22 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     let val = encode_episodes(&wm, &job.pool.val)?;
     meta.delta_scale = match &init {
         Some((init, src)) => {
-            // Start from the pretrained transformer, in its normalisation.
+            // Start from the pretrained transformer, in its normalisation; tensors whose shape
+            // differs (the action embedding, for another action vector) keep their fresh init.
+            let mut fresh = Vec::new();
             for (name, var) in vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
                 if name.starts_with("dit.") {
                     let t = src.get(name).ok_or_else(|| anyhow::anyhow!("--init checkpoint lacks {name}"))?;
-                    var.set(t)?;
+                    if t.dims() == var.dims() {
+                        var.set(&t.to_dtype(var.dtype())?)?;
+                    } else {
+                        fresh.push(name.clone());
+                    }
                 }
+            }
+            if !fresh.is_empty() {
+                fresh.sort();
+                eprintln!("--init: {} takes {}-d actions, the data {}-d; starting afresh: {}", init.meta.scene, init.meta.action_spec.dim, m.action_spec.dim, fresh.join(", "));
             }
             init.meta.delta_scale
         }

@@ -16,6 +16,12 @@ fn synthetic_dataset(dir: &Path) {
 
 /// The same world with episode seeds starting at `first_seed`.
 fn synthetic_dataset_from(dir: &Path, first_seed: u64) {
+    synthetic_dataset_dims(dir, first_seed, 2);
+}
+
+/// With `action_dim` action values (the first two move the red square, the rest are zero).
+fn synthetic_dataset_dims(dir: &Path, first_seed: u64, action_dim: usize) {
+    let names: Vec<String> = (0..action_dim).map(|i| format!("a{i}")).collect();
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         scene: "squares".into(),
@@ -23,7 +29,7 @@ fn synthetic_dataset_from(dir: &Path, first_seed: u64) {
         resolution: [64, 64],
         dt: 0.1,
         frame_skip: 1,
-        action_spec: ActionSpec { dim: 2, names: vec!["dx".into(), "dy".into()], low: vec![-1.0, -1.0], high: vec![1.0, 1.0], discrete: false },
+        action_spec: ActionSpec { dim: action_dim, names, low: vec![-1.0; action_dim], high: vec![1.0; action_dim], discrete: false },
         state_spec: None,
         bodies: vec![BodyInfo { name: "red".into(), colour: [220, 40, 40], role: Role::Agent }, BodyInfo { name: "blue".into(), colour: [40, 90, 230], role: Role::Object }],
         contact_fraction: None,
@@ -54,22 +60,27 @@ fn synthetic_dataset_from(dir: &Path, first_seed: u64) {
             if t < steps {
                 let (ax, ay) = (rng.range(-1.0, 1.0), rng.range(-1.0, 1.0));
                 actions.extend([ax, ay]);
+                actions.extend(std::iter::repeat_n(0.0, action_dim - 2));
                 x = (x + 3.0 * ax).clamp(4.0, 60.0);
                 y = (y + 3.0 * ay).clamp(4.0, 60.0);
             }
         }
-        w.push(Episode { height: 64, width: 64, frames, action_dim: 2, actions, state_dim: 0, states: vec![], seed: first_seed + e, policy: "random".into(), caption: String::new(), events: Events::default(), contact_steps: 0 }).unwrap();
+        w.push(Episode { height: 64, width: 64, frames, action_dim, actions, state_dim: 0, states: vec![], seed: first_seed + e, policy: "random".into(), caption: String::new(), events: Events::default(), contact_steps: 0 }).unwrap();
     }
     w.finish().unwrap();
 }
 
 /// Runs `foresight train` with the tiny config; returns whether it succeeded.
 fn train(data: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> bool {
+    train_with(&root().join("configs/tiny.json"), data, out, extra)
+}
+
+fn train_with(config: &Path, data: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> bool {
     std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
         .args(["train", "--data"])
         .arg(data)
         .arg("--config")
-        .arg(root().join("configs/tiny.json"))
+        .arg(config)
         .arg("--out")
         .arg(out)
         .args(extra)
@@ -228,7 +239,12 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     let data = base.join("data");
     synthetic_dataset(&data);
     let out = base.join("ft");
-    assert!(train(&data, &out, &["--init".as_ref(), ckpt.as_os_str()]));
+    // autoencoder_stage.steps 0: the autoencoder stays frozen.
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("configs/tiny.json")).unwrap()).unwrap();
+    cfg["autoencoder_stage"]["steps"] = 0.into();
+    let frozen = base.join("frozen.json");
+    std::fs::write(&frozen, cfg.to_string()).unwrap();
+    assert!(train_with(&frozen, &data, &out, &["--init".as_ref(), ckpt.as_os_str()]));
     let a = WorldModel::load(&ckpt).unwrap();
     let b = WorldModel::load(&out.join("world_model.safetensors")).unwrap();
     assert_eq!(a.meta.autoencoder, b.meta.autoencoder);
@@ -238,6 +254,17 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     let zb: Vec<f32> = b.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
     assert_eq!(za, zb, "the autoencoder stays frozen");
     assert_eq!(b.meta.steps, 6);
+    // Another game with 3-d actions: the autoencoder is fine-tuned (6 steps), the transformer
+    // starts from the checkpoint except its action embedding.
+    let data3 = base.join("data3");
+    synthetic_dataset_dims(&data3, 1000, 3);
+    let out3 = base.join("ft3");
+    assert!(train(&data3, &out3, &["--init".as_ref(), ckpt.as_os_str()]));
+    let c = WorldModel::load(&out3.join("world_model.safetensors")).unwrap();
+    assert_eq!(c.meta.action_spec.dim, 3);
+    assert_eq!(c.meta.autoencoder, a.meta.autoencoder);
+    let zc: Vec<f32> = c.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert!(za != zc, "the autoencoder was fine-tuned");
 }
 
 #[test]
