@@ -55,6 +55,35 @@ pub fn write_png_grid(path: &Path, rows: &[Vec<&[u8]>], h: usize, w: usize, scal
     write_atomic(path, buf.get_ref())
 }
 
+/// Writes one RGB frame as a PNG at its own size.
+pub fn write_png(path: &Path, frame: &[u8], h: usize, w: usize) -> Result<(), DataError> {
+    let img = RgbImage::from_raw(w as u32, h as u32, frame.to_vec()).ok_or_else(|| DataError::Invalid(format!("{}: a frame of {} bytes is not {h}x{w}x3", path.display(), frame.len())))?;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut buf, image::ImageFormat::Png).map_err(enc_err(path))?;
+    write_atomic(path, buf.get_ref())
+}
+
+/// Reads an image file as RGB bytes and its `(height, width)`; errors name the file.
+pub fn read_image(path: &Path) -> Result<(Vec<u8>, usize, usize), DataError> {
+    let img = image::open(path).map_err(|e| DataError::Invalid(format!("{}: cannot read image: {e}", path.display())))?.to_rgb8();
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    Ok((img.into_raw(), h, w))
+}
+
+/// Frames of `h`×`w` laid left to right with a 1-pixel white gutter: `(n*w + n-1)` wide.
+pub fn side_by_side(panels: &[&[u8]], h: usize, w: usize) -> Vec<u8> {
+    let n = panels.len();
+    let ww = n * w + n.saturating_sub(1);
+    let mut f = vec![255u8; h * ww * 3];
+    for (c, img) in panels.iter().enumerate() {
+        for y in 0..h {
+            let dst = (y * ww + c * (w + 1)) * 3;
+            f[dst..dst + w * 3].copy_from_slice(&img[y * w * 3..(y + 1) * w * 3]);
+        }
+    }
+    f
+}
+
 /// |a - b| per channel, doubled so small errors show.
 pub fn difference(a: &[u8], b: &[u8]) -> Vec<u8> {
     a.iter().zip(b).map(|(x, y)| (x.abs_diff(*y) as u16 * 2).min(255) as u8).collect()
@@ -68,16 +97,8 @@ pub fn write_comparison(out: &Path, truth: &[&[u8]], samples: &[Vec<Vec<u8>>], h
     let n = truth.len().min(first.len());
     let mut gif = Vec::with_capacity(n);
     for t in 0..n {
-        let panels = [truth[t].to_vec(), first[t].clone(), difference(truth[t], &first[t])];
-        let ww = 3 * w + 2;
-        let mut f = vec![255u8; h * ww * 3];
-        for (c, img) in panels.iter().enumerate() {
-            for y in 0..h {
-                let dst = (y * ww + c * (w + 1)) * 3;
-                f[dst..dst + w * 3].copy_from_slice(&img[y * w * 3..(y + 1) * w * 3]);
-            }
-        }
-        gif.push(f);
+        let diff = difference(truth[t], &first[t]);
+        gif.push(side_by_side(&[truth[t], &first[t], &diff], h, w));
     }
     let refs: Vec<&[u8]> = gif.iter().map(|f| f.as_slice()).collect();
     write_gif(out, &refs, h, 3 * w + 2, 4, 150)?;

@@ -40,6 +40,10 @@ enum Cmd {
         /// Output PNG (a GIF of the first episode is written beside it).
         #[arg(long)]
         out: PathBuf,
+        /// Instead: write frame T of `--episode` alone, at its own resolution (for
+        /// `foresight generate --from-image` and the examples).
+        #[arg(long)]
+        single: Option<usize>,
     },
     /// Train the world model: stage 1 the autoencoder (then frozen), stage 2 the dynamics.
     Train {
@@ -171,7 +175,16 @@ fn main() -> anyhow::Result<()> {
                 out.display()
             );
         }
-        Cmd::Show { data, episode, count, frames, out } => {
+        Cmd::Show { data, episode, single: Some(t), out, .. } => {
+            let mut ds = foresight::data::Dataset::open(&data)?;
+            let [h, w] = ds.manifest.resolution;
+            anyhow::ensure!(episode < ds.len(), "no episode {episode} in {}", data.display());
+            let e = ds.episode(episode)?;
+            anyhow::ensure!(t < e.num_frames(), "episode {episode} has {} frames, no frame {t}", e.num_frames());
+            foresight::media::write_png(&out, e.frame(t), h, w)?;
+            println!("wrote frame {t} of episode {episode} (seed {}) to {}", e.seed, out.display());
+        }
+        Cmd::Show { data, episode, count, frames, out, single: None } => {
             let mut ds = foresight::data::Dataset::open(&data)?;
             let [h, w] = ds.manifest.resolution;
             let eps: Vec<_> = (episode..(episode + count).min(ds.len())).map(|i| ds.episode(i)).collect::<Result<_, _>>()?;

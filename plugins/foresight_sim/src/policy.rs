@@ -35,7 +35,8 @@ impl PolicyKind {
     }
 }
 
-/// A policy bound to one episode.
+/// A policy bound to one episode (cloned, it plans ahead on a cloned world).
+#[derive(Debug, Clone)]
 pub struct Policy {
     kind: PolicyKind,
     rng: Rng,
