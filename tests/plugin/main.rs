@@ -2,6 +2,7 @@
 
 mod app;
 mod asset;
+mod view;
 mod worker;
 
 use std::sync::Arc;

@@ -19,6 +19,7 @@
 pub mod asset;
 pub mod observe;
 pub mod plugin;
+pub mod view;
 pub mod worker;
 
 pub use asset::{WorldModelAsset, WorldModelAssetPlugin, WorldModelLoader};
@@ -26,4 +27,5 @@ pub use observe::ForesightCamera;
 pub use plugin::{
     frame_image, CancelPrediction, ContextSource, ForesightDiagnostics, ForesightSystems, FuturesPredicted, PredictFutures, PredictedFutures, PredictionFailed, WorldModelPlugin,
 };
+pub use view::{FuturesView, FuturesViewParts, FuturesViewPlugin, Ghost, FUTURES_LAYER};
 pub use worker::{FullQueue, Request, Response, Worker, WorkerConfig, WorkerStats};

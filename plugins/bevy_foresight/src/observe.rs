@@ -22,12 +22,54 @@ pub struct ForesightCamera {
     pub captured: u64,
     /// Why the last capture failed, if it did.
     pub error: Option<String>,
+    /// Capture only when asked ([`ForesightCamera::request_capture`]) instead of every frame.
+    pub on_request: bool,
+    /// Readbacks still to skip before the requested capture (older frames in flight).
+    skip: Option<u8>,
 }
+
+/// Readbacks that can still be in flight from frames rendered before a capture request (render
+/// pipelining and the asynchronous buffer map each add a frame).
+const IN_FLIGHT: u8 = 3;
 
 impl ForesightCamera {
     /// Keeps the last `capacity` frames at `resolution` `[height, width]`.
     pub fn new(resolution: [usize; 2], capacity: usize) -> Self {
-        ForesightCamera { resolution, capacity: capacity.max(1), frames: VecDeque::new(), captured: 0, error: None }
+        ForesightCamera { resolution, capacity: capacity.max(1), frames: VecDeque::new(), captured: 0, error: None, on_request: false, skip: None }
+    }
+
+    /// Captures only when asked: a simulation that steps at its own rate calls
+    /// [`ForesightCamera::request_capture`] after each step, so the context holds one frame per
+    /// step (as the model was trained), not one per rendered frame.
+    pub fn on_request(mut self) -> Self {
+        self.on_request = true;
+        self
+    }
+
+    /// Asks for the frame of the current state (with [`ForesightCamera::on_request`]); it arrives
+    /// a few rendered frames later, once older readbacks have drained.
+    pub fn request_capture(&mut self) {
+        self.skip = Some(IN_FLIGHT);
+    }
+
+    /// Whether a requested capture has not arrived yet.
+    pub fn capture_pending(&self) -> bool {
+        self.skip.is_some()
+    }
+
+    /// Takes a readback: kept every frame, or only the requested one.
+    fn offer(&mut self, rgba: &[u8], width: usize, height: usize) -> Result<(), String> {
+        if self.on_request {
+            match self.skip {
+                None => return Ok(()),
+                Some(0) => self.skip = None,
+                Some(n) => {
+                    self.skip = Some(n - 1);
+                    return Ok(());
+                }
+            }
+        }
+        self.push_rgba(rgba, width, height)
     }
 
     /// The newest frame, if any.
@@ -99,5 +141,5 @@ fn on_readback(event: On<ReadbackComplete>, mut cameras: Query<(&mut ForesightCa
     let Readback::Texture(handle) = readback else { return };
     let Some(image) = images.get(handle) else { return };
     let (w, h) = (image.width() as usize, image.height() as usize);
-    cam.error = cam.push_rgba(&event.data, w, h).err();
+    cam.error = cam.offer(&event.data, w, h).err();
 }

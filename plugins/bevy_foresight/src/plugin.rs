@@ -52,7 +52,10 @@ pub struct PredictedFutures {
 /// An RGB frame as an RGBA `Image` (sRGB) that Bevy can draw.
 pub fn frame_image(rgb: &[u8], height: usize, width: usize) -> Image {
     let rgba: Vec<u8> = rgb.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect();
-    Image::new(Extent3d { width: width as u32, height: height as u32, depth_or_array_layers: 1 }, TextureDimension::D2, rgba, TextureFormat::Rgba8UnormSrgb, RenderAssetUsages::default())
+    let mut image = Image::new(Extent3d { width: width as u32, height: height as u32, depth_or_array_layers: 1 }, TextureDimension::D2, rgba, TextureFormat::Rgba8UnormSrgb, RenderAssetUsages::default());
+    // Crisp pixels when shown enlarged.
+    image.sampler = bevy::image::ImageSampler::nearest();
+    image
 }
 
 /// The plugin's stages, chained in the chosen schedule (`Update` by default).

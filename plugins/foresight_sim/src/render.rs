@@ -438,6 +438,19 @@ fn region_marker(r: &foresight::scene::RegionSpec, fwd: [f32; 3]) -> ([f32; 3], 
 }
 
 /// Projection parameters before they become a Bevy component.
+/// The projection and pose of the scene's camera for one environment, as the renderer draws it
+/// (windowed apps and capture cameras use these to see exactly what the datasets show).
+pub fn scene_view(scene: &Scene) -> (bevy::camera::Projection, Transform) {
+    let camera = PixelCamera::new(&scene.camera);
+    let (tile_w, _) = camera.ortho_extent().unwrap_or((0.0, 0.0));
+    let projection = match scene.camera.projection {
+        Projection::Orthographic { height } => Projection3d::ortho(height, tile_w),
+        Projection::Perspective { fov_y_deg } => Projection3d::perspective(fov_y_deg),
+    };
+    let c = &scene.camera;
+    (projection.into_bevy(), Transform::from_translation(v(c.position)).looking_at(v(c.look_at), v(c.up)))
+}
+
 enum Projection3d {
     Ortho { height: f32, width: f32 },
     Perspective { fov_y_deg: f32 },
