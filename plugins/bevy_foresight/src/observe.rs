@@ -26,6 +26,8 @@ pub struct ForesightCamera {
     pub on_request: bool,
     /// Readbacks still to skip before the requested capture (older frames in flight).
     skip: Option<u8>,
+    /// Whether the readback was set up.
+    started: bool,
 }
 
 /// Readbacks that can still be in flight from frames rendered before a capture request (render
@@ -35,7 +37,7 @@ const IN_FLIGHT: u8 = 3;
 impl ForesightCamera {
     /// Keeps the last `capacity` frames at `resolution` `[height, width]`.
     pub fn new(resolution: [usize; 2], capacity: usize) -> Self {
-        ForesightCamera { resolution, capacity: capacity.max(1), frames: VecDeque::new(), captured: 0, error: None, on_request: false, skip: None }
+        ForesightCamera { resolution, capacity: capacity.max(1), frames: VecDeque::new(), captured: 0, error: None, on_request: false, skip: None, started: false }
     }
 
     /// Captures only when asked: a simulation that steps at its own rate calls
@@ -120,9 +122,14 @@ impl ForesightCamera {
     }
 }
 
-/// Starts the GPU readback of every new [`ForesightCamera`]'s target image.
-pub(crate) fn start_capture(mut commands: Commands, mut cameras: Query<(Entity, Option<&RenderTarget>, &mut ForesightCamera), Added<ForesightCamera>>) {
+/// Starts the GPU readback of every new [`ForesightCamera`]'s target image (once per camera, however
+/// many plugins register this system).
+pub(crate) fn start_capture(mut commands: Commands, mut cameras: Query<(Entity, Option<&RenderTarget>, &mut ForesightCamera)>) {
     for (entity, target, mut cam) in &mut cameras {
+        if cam.started {
+            continue;
+        }
+        cam.started = true;
         match target.and_then(|t| t.as_image()) {
             Some(image) => {
                 commands.entity(entity).insert(Readback::texture(image.clone())).observe(on_readback);
