@@ -254,19 +254,18 @@ fn main() -> anyhow::Result<()> {
 }
 
 #[cfg(feature = "window")]
+#[path = "common/scene_view.rs"]
+mod scene_view;
+
+#[cfg(feature = "window")]
 mod windowed {
     //! The live scene on the left (512×512); the imagined next frames as a film strip on the
     //! right; the imagined frame for *now* as a ghost over the live view (if the model is right,
     //! the ghost sits on the real bodies). Context frames come from a 64×64 capture camera with a
     //! `ForesightCamera`, exactly as a game would feed the plugin.
+    use super::scene_view::SceneView;
     use super::*;
-    use bevy::asset::RenderAssetUsages;
-    use bevy::camera::{ImageRenderTarget, RenderTarget, Viewport};
-    use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
-    use bevy::render::render_resource::{TextureFormat, TextureUsages};
     use bevy_foresight::{ContextSource, ForesightCamera, FuturesView, FuturesViewPlugin, Ghost, PredictedFutures};
-    use foresight::camera::PixelCamera;
-    use foresight_sim::render::{colour, place_bodies, scene_view, SceneAssets};
 
     const VIEW: f32 = 512.0;
     const TILE: f32 = 40.0;
@@ -278,16 +277,23 @@ mod windowed {
         world: SimWorld,
         policy: Policy,
         seed: u64,
-        bodies: Vec<Entity>,
-        camera: PixelCamera,
-        capture: Entity,
+        view: SceneView,
         agent: Entity,
-        view: Entity,
+        futures_view: Entity,
         t: usize,
         actions: Vec<Vec<f32>>,
         last_step: Instant,
         next_id: u64,
-        warm: bool,
+    }
+
+    #[derive(Resource)]
+    struct Setup {
+        args: Args,
+        scene: Arc<Scene>,
+        world: SimWorld,
+        policy: Policy,
+        k: usize,
+        res: [usize; 2],
     }
 
     pub fn run(args: Args, scene: Arc<Scene>, model: Arc<WorldModel>) -> anyhow::Result<()> {
@@ -308,79 +314,27 @@ mod windowed {
         Ok(())
     }
 
-    #[derive(Resource)]
-    struct Setup {
-        args: Args,
-        scene: Arc<Scene>,
-        world: SimWorld,
-        policy: Policy,
-        k: usize,
-        res: [usize; 2],
-    }
-
     fn setup(world: &mut World) {
         let Some(s) = world.remove_resource::<Setup>() else { return };
-        let assets = SceneAssets::new(world, &s.scene);
-        assets.spawn_fixed(world, &s.scene, &[Vec3::ZERO]);
-        let bodies = assets.spawn_bodies(world, &s.scene, Vec3::ZERO);
-        let (projection, transform) = scene_view(&s.scene);
-        let clear = ClearColorConfig::Custom(colour(s.scene.background));
-        let live = world
-            .spawn((
-                Camera3d::default(),
-                Camera { clear_color: clear, viewport: Some(Viewport { physical_position: UVec2::ZERO, physical_size: UVec2::splat(VIEW as u32), ..default() }), ..default() },
-                projection.clone(),
-                Tonemapping::None,
-                DebandDither::Disabled,
-                Msaa::Off,
-                transform,
-            ))
-            .id();
-        // The model's eye: a 64x64 offscreen camera, read back once per simulation step.
-        let [h, w] = s.res;
-        let mut image = Image::new_target_texture(w as u32, h as u32, TextureFormat::Rgba8UnormSrgb, None);
-        image.asset_usage = RenderAssetUsages::RENDER_WORLD;
-        image.texture_descriptor.usage |= TextureUsages::COPY_SRC;
-        let target = world.resource_mut::<Assets<Image>>().add(image);
-        let mut eye = ForesightCamera::new(s.res, s.k).on_request();
-        eye.request_capture();
-        let capture = world
-            .spawn((
-                Camera3d::default(),
-                Camera { clear_color: clear, order: -1, ..default() },
-                RenderTarget::Image(ImageRenderTarget { handle: target, scale_factor: 1.0 }),
-                projection,
-                Tonemapping::None,
-                DebandDither::Disabled,
-                Msaa::Off,
-                transform,
-                eye,
-            ))
-            .id();
+        let view = SceneView::spawn(world, &s.scene, VIEW as u32, s.res, s.k);
         let agent = world.spawn(Name::new("agent")).id();
         let ghost = Ghost { step: 0, sample: 0, rect: Rect::new(0.0, 0.0, VIEW, VIEW), alpha: 0.45 };
-        let view = world.spawn(FuturesView::strip(agent, live, Vec2::new(VIEW + 16.0, 8.0), TILE).with_ghost(ghost)).id();
-        let mut sim = Sim {
-            camera: PixelCamera::new(&s.scene.camera),
+        let futures_view = world.spawn(FuturesView::strip(agent, view.live, Vec2::new(VIEW + 16.0, 8.0), TILE).with_ghost(ghost)).id();
+        view.show(world, &s.world);
+        let sim = Sim {
             seed: s.args.seed,
             args: s.args,
             scene: s.scene,
             world: s.world,
             policy: s.policy,
-            bodies,
-            capture,
-            agent,
             view,
+            agent,
+            futures_view,
             t: 0,
             actions: Vec::new(),
             last_step: Instant::now(),
             next_id: 1,
-            warm: false,
         };
-        let states = sim.world.body_states();
-        let res = sim.scene.resolution();
-        place_bodies(world, &sim.bodies, Some(&states), Vec3::ZERO, &sim.camera, res);
-        sim.t = 0;
         world.insert_resource(sim);
     }
 
@@ -392,30 +346,11 @@ mod windowed {
         }
         let Some(mut sim) = world.remove_resource::<Sim>() else { return };
         let tick = Duration::from_secs_f64((sim.scene.physics.dt * sim.scene.physics.frame_skip as f32) as f64);
-        let pending = world.get::<ForesightCamera>(sim.capture).is_none_or(|c| c.capture_pending());
-        if pending || sim.last_step.elapsed() < tick {
+        if sim.view.pending(world) || sim.last_step.elapsed() < tick || !sim.view.warm_up(world) {
             world.insert_resource(sim);
             return;
         }
         sim.last_step = Instant::now();
-        if !sim.warm {
-            // The first captures can come back before the scene's pipelines are ready (blank):
-            // wait for two identical captures that show more than one colour.
-            if let Some(mut eye) = world.get_mut::<ForesightCamera>(sim.capture) {
-                let n = eye.frames.len();
-                let varied = eye.latest().is_some_and(|f| f.chunks(3).any(|p| p != &f[..3]));
-                if n >= 2 && varied && eye.frames[n - 1] == eye.frames[n - 2] {
-                    sim.warm = true;
-                    let last = eye.frames.pop_back();
-                    eye.frames.clear();
-                    eye.frames.extend(last);
-                } else {
-                    eye.request_capture();
-                    world.insert_resource(sim);
-                    return;
-                }
-            }
-        }
         if sim.t >= sim.args.steps {
             // A new episode.
             sim.seed += 1;
@@ -425,9 +360,12 @@ mod windowed {
             sim.policy = Policy::new(PolicyKind::Scripted, sim.seed, sim.scene.action_dim());
             sim.t = 0;
             sim.actions.clear();
+            if let Some(mut eye) = world.get_mut::<ForesightCamera>(sim.view.capture) {
+                eye.frames.clear();
+            }
         } else {
             if sim.t % sim.args.every == 0 {
-                let captured = world.get::<ForesightCamera>(sim.capture).map_or(0, |c| c.frames.len()) as usize;
+                let captured = world.get::<ForesightCamera>(sim.view.capture).map_or(0, |c| c.frames.len());
                 let (mut w2, mut p2) = (sim.world.clone(), sim.policy.clone());
                 let intended: Vec<Vec<f32>> = (0..sim.args.horizon)
                     .map(|_| {
@@ -443,7 +381,7 @@ mod windowed {
                 world.write_message(PredictFutures {
                     request_id: id,
                     requester: sim.agent,
-                    context: ContextSource::Camera(sim.capture),
+                    context: ContextSource::Camera(sim.view.capture),
                     past_actions: Some(past),
                     actions: intended,
                     samples: 1,
@@ -459,22 +397,7 @@ mod windowed {
             sim.actions.push(a);
             sim.t += 1;
         }
-        let states = sim.world.body_states();
-        let res = sim.scene.resolution();
-        place_bodies(world, &sim.bodies, Some(&states), Vec3::ZERO, &sim.camera, res);
-        if let Some(mut eye) = world.get_mut::<ForesightCamera>(sim.capture) {
-            if sim.t == 0 {
-                eye.frames.clear();
-            }
-            eye.request_capture();
-            if let Some(dir) = std::env::var_os("FORESEE_DUMP")
-                && sim.t == 9
-            {
-                for (i, f) in eye.frames.iter().enumerate() {
-                    let _ = foresight::media::write_png(&std::path::Path::new(&dir).join(format!("ctx{i}.png")), f, 64, 64);
-                }
-            }
-        }
+        sim.view.show(world, &sim.world);
         world.insert_resource(sim);
     }
 
@@ -491,7 +414,7 @@ mod windowed {
     fn follow_ghost(sim: Option<Res<Sim>>, futures: Query<&PredictedFutures>, mut views: Query<&mut FuturesView>) {
         let Some(sim) = sim else { return };
         let Ok(f) = futures.get(sim.agent) else { return };
-        let Ok(mut view) = views.get_mut(sim.view) else { return };
+        let Ok(mut view) = views.get_mut(sim.futures_view) else { return };
         let step = (sim.t as u64).saturating_sub(f.from_frame + 1) as usize;
         if let Some(g) = view.ghost.as_mut()
             && g.step != step

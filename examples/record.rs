@@ -95,12 +95,12 @@ fn main() -> AppExit {
             ..default()
         }));
     } else {
-        app.add_plugins((
-            DefaultPlugins
-                .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
-                .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() }),
-            bevy::app::ScheduleRunnerPlugin::run_loop(Duration::ZERO),
-        ));
+        let plugins = DefaultPlugins
+            .set(WindowPlugin { primary_window: None, exit_condition: ExitCondition::DontExit, ..default() })
+            .set(RenderPlugin { synchronous_pipeline_compilation: true, ..default() });
+        #[cfg(feature = "window")]
+        let plugins = plugins.disable::<bevy::winit::WinitPlugin>();
+        app.add_plugins((plugins, bevy::app::ScheduleRunnerPlugin::run_loop(Duration::ZERO)));
     }
     app.add_plugins(RecorderPlugin::new(config))
         .insert_resource(Time::<Fixed>::from_hz(15.0))

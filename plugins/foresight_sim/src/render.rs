@@ -488,6 +488,11 @@ fn build_app() -> Result<SubApps, RenderError> {
     if LOGGER.swap(true, std::sync::atomic::Ordering::SeqCst) {
         plugins = plugins.disable::<bevy::log::LogPlugin>();
     }
+    // Offscreen only, even in a build with the display stack (a windowed example beside it).
+    #[cfg(feature = "window")]
+    {
+        plugins = plugins.disable::<bevy::winit::WinitPlugin>();
+    }
     let mut app = App::new();
     app.add_plugins(plugins);
     let start = std::time::Instant::now();
