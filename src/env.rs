@@ -3,9 +3,9 @@
 //! the reward of both is computed by the same code from bodies located by colour in the frame
 //! ([`frame_reward`]), so returns in the two worlds can be compared.
 
-use crate::camera::PixelCamera;
 use crate::eval::metrics::locate;
 use crate::model::diffusion::SamplerConfig;
+use crate::plan::cost::GoalGeometry;
 use crate::scene::Scene;
 use crate::world_model::{Query, WorldModel, WorldModelError};
 
@@ -36,28 +36,8 @@ pub trait Env {
 /// body's centre is inside the region's projected box. A body that cannot be found earns the
 /// distance of half the frame's diagonal. Scenes without a goal give `(0, false)`.
 pub fn frame_reward(scene: &Scene, frame: &[u8]) -> (f32, bool) {
-    let Some(goal) = &scene.goal else { return (0.0, false) };
-    let (Some(bi), Some(region)) = (scene.body_index(&goal.body), scene.region(&goal.region)) else { return (0.0, false) };
-    let (h, w) = scene.resolution();
-    let cam = PixelCamera::new(&scene.camera);
-    let m_per_px = cam.ortho_extent().map_or(1.0, |(_, height)| height / h as f32);
-    // The region's box in pixels: the bounding box of its projected corners.
-    let (mut lo, mut hi) = ([f32::INFINITY; 2], [f32::NEG_INFINITY; 2]);
-    for c in 0..8 {
-        let corner: [f32; 3] = std::array::from_fn(|k| region.center[k] + if c >> k & 1 == 1 { region.half_extents[k] } else { -region.half_extents[k] });
-        if let Some(p) = cam.project(corner) {
-            for k in 0..2 {
-                lo[k] = lo[k].min(p[k]);
-                hi[k] = hi[k].max(p[k]);
-            }
-        }
-    }
-    let centre = cam.project(region.center).unwrap_or([w as f32 / 2.0, h as f32 / 2.0]);
-    let (d_px, inside) = match locate(frame, w, scene.bodies[bi].colour) {
-        Some(p) => (((p[0] - centre[0]).powi(2) + (p[1] - centre[1]).powi(2)).sqrt(), (0..2).all(|k| p[k] >= lo[k] && p[k] <= hi[k])),
-        None => (((h * h + w * w) as f32).sqrt() / 2.0, false),
-    };
-    (-goal.reward.distance_weight * d_px * m_per_px + if inside { goal.reward.success_bonus } else { 0.0 }, inside)
+    let Some(g) = GoalGeometry::new(scene) else { return (0.0, false) };
+    g.reward(locate(frame, g.width, g.colour))
 }
 
 /// The world model as an environment: each step predicts the next frame from the last K frames

@@ -15,6 +15,7 @@
 //! - [`bench`]: speed figures against the measured matmul peak.
 //! - [`env`]: the `Env` interface (world model or simulator) and the frame-based reward.
 //! - [`eval`]: the measurement protocol (PSNR, SSIM, body positions, baselines, controllability).
+//! - [`plan`]: CEM / MPPI model-predictive control over any [`plan::Imagination`].
 #![warn(missing_docs)]
 
 pub mod bench;
@@ -24,6 +25,7 @@ pub mod env;
 pub mod eval;
 pub mod media;
 pub mod model;
+pub mod plan;
 pub mod rng;
 pub mod scene;
 pub mod train;

@@ -2,6 +2,7 @@
 
 mod dataset;
 mod model;
+mod plan;
 mod world_model;
 mod scene;
 

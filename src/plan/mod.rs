@@ -1,0 +1,186 @@
+//! Model-predictive control in imagination: the cross-entropy method (CEM) or MPPI over action
+//! sequences of horizon H, every candidate of an iteration scored in one batched call of an
+//! [`Imagination`] (the world model in latent space, or the physics oracle), replanning every
+//! step (or every few) with the previous plan shifted as the warm start.
+
+pub mod cost;
+pub mod model;
+
+use crate::rng::Rng;
+
+/// Scores candidate action sequences from the current state; lower is better.
+pub trait Imagination {
+    /// `candidates[n][t]` is the action at step `t` of candidate `n` (in the scene's units).
+    fn costs(&mut self, candidates: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>>;
+}
+
+/// How candidates are turned into the next distribution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    /// Refit mean and standard deviation to the `elites` cheapest candidates.
+    Cem,
+    /// Model-predictive path integral: a softmax-weighted mean of all candidates.
+    Mppi,
+}
+
+/// Planner settings.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct PlannerConfig {
+    /// Steps imagined.
+    pub horizon: usize,
+    /// Candidates per iteration (scored in one call).
+    pub candidates: usize,
+    /// Refinement iterations per plan.
+    pub iterations: usize,
+    /// CEM: candidates kept.
+    pub elites: usize,
+    /// CEM or MPPI.
+    pub method: Method,
+    /// MPPI temperature, as a fraction of the mean cost gap to the best candidate.
+    pub temperature: f32,
+    /// Starting standard deviation, as a fraction of each channel's range.
+    pub init_std: f32,
+    /// Floor of the standard deviation (fraction of range).
+    pub min_std: f32,
+    /// Weight of the old mean when refitting (0 = replace).
+    pub momentum: f32,
+    /// Seed of the candidate noise.
+    pub seed: u64,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        PlannerConfig { horizon: 8, candidates: 64, iterations: 3, elites: 8, method: Method::Cem, temperature: 0.1, init_std: 0.5, min_std: 0.05, momentum: 0.1, seed: 0 }
+    }
+}
+
+impl PlannerConfig {
+    /// Refuses settings that cannot plan.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.horizon == 0 || self.candidates < 2 || self.iterations == 0 {
+            return Err(format!("horizon {} / candidates {} / iterations {}: need at least 1 / 2 / 1", self.horizon, self.candidates, self.iterations));
+        }
+        if self.method == Method::Cem && (self.elites == 0 || self.elites > self.candidates) {
+            return Err(format!("elites {} must be in 1..={}", self.elites, self.candidates));
+        }
+        if !(self.temperature > 0.0) || !(self.init_std > 0.0) || self.min_std < 0.0 || !(0.0..1.0).contains(&self.momentum) {
+            return Err("temperature and init_std must be positive, min_std non-negative, momentum in [0, 1)".into());
+        }
+        Ok(())
+    }
+}
+
+/// The result of one plan.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// The cheapest sequence seen (H actions); its first action is executed.
+    pub best: Vec<Vec<f32>>,
+    /// Its cost.
+    pub best_cost: f32,
+    /// The final mean sequence.
+    pub mean: Vec<Vec<f32>>,
+    /// Candidates scored.
+    pub evaluated: usize,
+}
+
+/// CEM / MPPI planner with warm start.
+pub struct Planner {
+    cfg: PlannerConfig,
+    low: Vec<f32>,
+    high: Vec<f32>,
+    mean: Vec<Vec<f32>>,
+    rng: Rng,
+}
+
+impl Planner {
+    /// A planner for actions within `low..=high` per channel.
+    pub fn new(cfg: PlannerConfig, low: Vec<f32>, high: Vec<f32>) -> Result<Self, String> {
+        cfg.validate()?;
+        if low.len() != high.len() || low.is_empty() || low.iter().zip(&high).any(|(l, h)| !(h > l)) {
+            return Err("action bounds must be non-empty with low < high".into());
+        }
+        let mid: Vec<f32> = low.iter().zip(&high).map(|(l, h)| (l + h) / 2.0).collect();
+        let rng = Rng::new(cfg.seed ^ 0x706c_616e);
+        Ok(Planner { mean: vec![mid; cfg.horizon], cfg, low, high, rng })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &PlannerConfig {
+        &self.cfg
+    }
+
+    /// Forgets the warm start (a new episode).
+    pub fn reset(&mut self) {
+        let mid: Vec<f32> = self.low.iter().zip(&self.high).map(|(l, h)| (l + h) / 2.0).collect();
+        self.mean = vec![mid; self.cfg.horizon];
+    }
+
+    /// Warm start after executing `steps` actions: the mean moves forward, the tail repeats.
+    pub fn shift(&mut self, steps: usize) {
+        for _ in 0..steps.min(self.cfg.horizon) {
+            self.mean.remove(0);
+            let last = self.mean.last().cloned().unwrap_or_else(|| self.low.iter().zip(&self.high).map(|(l, h)| (l + h) / 2.0).collect());
+            self.mean.push(last);
+        }
+    }
+
+    /// Plans from the current state of `imagination`.
+    pub fn plan(&mut self, imagination: &mut dyn Imagination) -> anyhow::Result<Plan> {
+        let (h, a) = (self.cfg.horizon, self.low.len());
+        let range: Vec<f32> = self.low.iter().zip(&self.high).map(|(l, h)| h - l).collect();
+        let mut std: Vec<Vec<f32>> = vec![range.iter().map(|r| r * self.cfg.init_std).collect(); h];
+        let mut best: Option<(f32, Vec<Vec<f32>>)> = None;
+        let mut evaluated = 0;
+        for _ in 0..self.cfg.iterations {
+            // Candidate 0 is the mean itself (the warm start is always scored).
+            let cands: Vec<Vec<Vec<f32>>> = (0..self.cfg.candidates)
+                .map(|n| {
+                    (0..h)
+                        .map(|t| {
+                            (0..a)
+                                .map(|k| {
+                                    let e = if n == 0 { 0.0 } else { self.rng.normal() };
+                                    (self.mean[t][k] + e * std[t][k]).clamp(self.low[k], self.high[k])
+                                })
+                                .collect()
+                        })
+                        .collect()
+                })
+                .collect();
+            let costs = imagination.costs(&cands)?;
+            anyhow::ensure!(costs.len() == cands.len(), "the imagination scored {} of {} candidates", costs.len(), cands.len());
+            evaluated += cands.len();
+            let mut order: Vec<usize> = (0..cands.len()).collect();
+            order.sort_by(|&i, &j| costs[i].total_cmp(&costs[j]));
+            let top = order[0];
+            if costs[top].is_finite() && best.as_ref().is_none_or(|(c, _)| costs[top] < *c) {
+                best = Some((costs[top], cands[top].clone()));
+            }
+            // Weights: uniform over elites (CEM) or softmax of -cost / temperature (MPPI).
+            let weights: Vec<(usize, f32)> = match self.cfg.method {
+                Method::Cem => order.iter().take(self.cfg.elites).map(|&i| (i, 1.0 / self.cfg.elites as f32)).collect(),
+                Method::Mppi => {
+                    // Scale-free: the temperature is a fraction of the mean cost gap to the best.
+                    let c0 = costs[top];
+                    let finite: Vec<f32> = costs.iter().cloned().filter(|c| c.is_finite()).collect();
+                    let gap = (finite.iter().sum::<f32>() / finite.len().max(1) as f32 - c0).max(1e-6);
+                    let w: Vec<f32> = costs.iter().map(|c| if c.is_finite() { (-(c - c0) / (self.cfg.temperature * gap)).exp() } else { 0.0 }).collect();
+                    let z: f32 = w.iter().sum::<f32>().max(1e-12);
+                    w.into_iter().enumerate().map(|(i, v)| (i, v / z)).collect()
+                }
+            };
+            let m = self.cfg.momentum;
+            for t in 0..h {
+                for k in 0..a {
+                    let mu: f32 = weights.iter().map(|&(i, w)| w * cands[i][t][k]).sum();
+                    let var: f32 = weights.iter().map(|&(i, w)| w * (cands[i][t][k] - mu).powi(2)).sum();
+                    self.mean[t][k] = m * self.mean[t][k] + (1.0 - m) * mu;
+                    std[t][k] = (m * std[t][k] + (1.0 - m) * var.sqrt()).max(range[k] * self.cfg.min_std);
+                }
+            }
+        }
+        let (best_cost, best) = best.unwrap_or((f32::INFINITY, self.mean.clone()));
+        Ok(Plan { best, best_cost, mean: self.mean.clone(), evaluated })
+    }
+}

@@ -1,0 +1,77 @@
+//! The world model as the planner's imagination: candidates roll forward in latent space in one
+//! batched call per step ([`WorldModel::rollout_latent`]); the cost is read from the last
+//! predicted state, either the task cost on bodies located by colour in its decoded frame, or
+//! the distance to a goal image's latent (V-JEPA 2-AC plans this way).
+
+use candle_core::Tensor;
+
+use super::cost::GoalGeometry;
+use super::Imagination;
+use crate::model::diffusion::SamplerConfig;
+use crate::world_model::{Query, WorldModel};
+
+/// What a predicted future is scored by.
+#[derive(Debug, Clone)]
+pub enum ModelCost {
+    /// [`GoalGeometry::cost`] on the last predicted frame (decoded, bodies located by colour).
+    Task {
+        /// The scene's goal in pixels.
+        geometry: GoalGeometry,
+        /// Weight of the agent's distance to its pushing position.
+        approach: f32,
+        /// Pixels behind the body where a push starts.
+        standoff: f32,
+    },
+    /// Mean squared distance of the last predicted latent to this goal latent (normalised units,
+    /// `C*h*w` values, from [`WorldModel::encode`] of a goal image).
+    GoalLatent(Vec<f32>),
+}
+
+/// Imagines with a world model from the current context.
+pub struct ModelImagination<'a> {
+    model: &'a WorldModel,
+    context: Vec<Vec<u8>>,
+    past: Option<Vec<Vec<f32>>>,
+    start: Tensor,
+    sampler: SamplerConfig,
+    cost: ModelCost,
+    seed: u64,
+}
+
+impl<'a> ModelImagination<'a> {
+    /// From the last frames (1 to K) and the actions between them.
+    pub fn new(model: &'a WorldModel, context: Vec<Vec<u8>>, past: Option<Vec<Vec<f32>>>, sampler: SamplerConfig, cost: ModelCost, seed: u64) -> anyhow::Result<Self> {
+        let refs: Vec<&[u8]> = context.iter().map(|f| f.as_slice()).collect();
+        let start = model.encode(&refs)?;
+        if let ModelCost::GoalLatent(g) = &cost {
+            let n: usize = model.meta.dit.latent.iter().product();
+            anyhow::ensure!(g.len() == n, "the goal latent has {} values; the model's latent has {n}", g.len());
+        }
+        Ok(ModelImagination { model, context, past, start, sampler, cost, seed })
+    }
+}
+
+impl Imagination for ModelImagination<'_> {
+    fn costs(&mut self, candidates: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>> {
+        let queries: Vec<Query> = candidates.iter().map(|c| Query { context: self.context.clone(), past_actions: self.past.clone(), actions: c.clone(), samples: 1, seed: self.seed }).collect();
+        let starts = vec![self.start.clone(); queries.len()];
+        let futures = self.model.rollout_latent(&queries, &starts, &self.sampler)?;
+        let last: Vec<Tensor> = futures.iter().map(|z| z.narrow(1, z.dim(1)? - 1, 1)?.squeeze(1)?.squeeze(0)).collect::<candle_core::Result<_>>()?;
+        let last = Tensor::stack(&last, 0)?;
+        match &self.cost {
+            ModelCost::Task { geometry, approach, standoff } => {
+                let frames = self.model.decode(&last)?;
+                Ok(frames.iter().map(|f| {
+                    let (body, agent) = geometry.locate(f);
+                    geometry.cost(body, agent, *approach, *standoff)
+                }).collect())
+            }
+            ModelCost::GoalLatent(goal) => {
+                let n = goal.len();
+                let goal = Tensor::from_vec(goal.clone(), (1, n), self.model.device())?;
+                let d = last.flatten_from(1)?.broadcast_sub(&goal)?.sqr()?.mean(1)?;
+                Ok(d.to_vec1::<f32>()?)
+            }
+        }
+    }
+}

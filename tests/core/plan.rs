@@ -1,0 +1,102 @@
+//! The planner on toy worlds whose dynamics are known, so the optimum is known.
+
+use foresight::plan::cost::GoalGeometry;
+use foresight::plan::{Imagination, Method, Planner, PlannerConfig};
+
+/// A point that moves by its action (each channel in [-1, 1]) every step, from `start`.
+struct Point {
+    start: [f32; 2],
+    goal: [f32; 2],
+    calls: usize,
+}
+
+impl Point {
+    fn roll(&self, seq: &[Vec<f32>]) -> Vec<[f32; 2]> {
+        let mut p = self.start;
+        seq.iter()
+            .map(|a| {
+                p = [p[0] + a[0], p[1] + a[1]];
+                p
+            })
+            .collect()
+    }
+}
+
+impl Imagination for Point {
+    /// Sum over the horizon of the squared distance to the goal: the optimum rushes straight at
+    /// the goal at full speed and stays there.
+    fn costs(&mut self, c: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>> {
+        self.calls += 1;
+        Ok(c.iter().map(|seq| self.roll(seq).iter().map(|p| (p[0] - self.goal[0]).powi(2) + (p[1] - self.goal[1]).powi(2)).sum()).collect())
+    }
+}
+
+fn optimum(start: [f32; 2], goal: [f32; 2], h: usize) -> f32 {
+    // Per axis the optimum moves by min(1, remaining) each step.
+    let mut p = start;
+    let mut cost = 0.0;
+    for _ in 0..h {
+        for k in 0..2 {
+            p[k] += (goal[k] - p[k]).clamp(-1.0, 1.0);
+        }
+        cost += (p[0] - goal[0]).powi(2) + (p[1] - goal[1]).powi(2);
+    }
+    cost
+}
+
+#[test]
+fn cem_and_mppi_find_the_optimum_of_a_known_world() {
+    let (start, goal) = ([0.0, 0.0], [3.0, -2.0]);
+    let best = optimum(start, goal, 6);
+    for method in [Method::Cem, Method::Mppi] {
+        let cfg = PlannerConfig { horizon: 6, candidates: 256, iterations: 8, elites: 16, method, temperature: 0.1, init_std: 0.5, min_std: 0.01, momentum: 0.0, seed: 3 };
+        let mut planner = Planner::new(cfg, vec![-1.0; 2], vec![1.0; 2]).unwrap();
+        let mut world = Point { start, goal, calls: 0 };
+        let plan = planner.plan(&mut world).unwrap();
+        assert_eq!(world.calls, 8, "one batched call per iteration");
+        assert_eq!(plan.evaluated, 8 * 256);
+        assert!(plan.best_cost <= best + 0.15, "{method:?}: cost {} vs optimum {best}", plan.best_cost);
+        // The first action heads for the goal at full speed on both axes.
+        assert!(plan.best[0][0] > 0.9 && plan.best[0][1] < -0.9, "{method:?}: first action {:?}", plan.best[0]);
+    }
+}
+
+#[test]
+fn warm_start_and_seeds() {
+    let cfg = PlannerConfig { horizon: 5, candidates: 64, iterations: 3, ..PlannerConfig::default() };
+    let run = |seed| {
+        let mut p = Planner::new(PlannerConfig { seed, ..cfg.clone() }, vec![-1.0; 2], vec![1.0; 2]).unwrap();
+        p.plan(&mut Point { start: [0.0; 2], goal: [2.0, 2.0], calls: 0 }).unwrap()
+    };
+    assert_eq!(run(1).best, run(1).best, "the same seed plans the same");
+    assert_ne!(run(1).best, run(2).best);
+    // A warm start (the previous mean, shifted) is scored first: replanning in the same world
+    // never does worse than the shifted previous plan.
+    let mut p = Planner::new(cfg.clone(), vec![-1.0; 2], vec![1.0; 2]).unwrap();
+    let mut w = Point { start: [0.0; 2], goal: [4.0, 0.0], calls: 0 };
+    let first = p.plan(&mut w).unwrap();
+    w.start = [first.best[0][0], first.best[0][1]];
+    p.shift(1);
+    let second = p.plan(&mut w).unwrap();
+    assert!(second.best_cost.is_finite() && second.mean.len() == 5);
+    assert!(Planner::new(PlannerConfig { elites: 0, ..cfg.clone() }, vec![-1.0], vec![1.0]).is_err());
+    assert!(Planner::new(cfg, vec![1.0], vec![-1.0]).is_err());
+}
+
+#[test]
+fn the_task_cost_prefers_the_block_in_the_goal_and_the_agent_behind_it() {
+    let scene = foresight::scene::Scene::load(crate::root().join("scenes/push.ron")).unwrap();
+    let g = GoalGeometry::new(&scene).unwrap();
+    let c = g.centre;
+    assert!(g.inside(c));
+    let far = [c[0] - 20.0, c[1] + 20.0];
+    assert!(g.cost(Some(c), Some(far), 0.3, 6.0) < g.cost(Some(far), Some(far), 0.3, 6.0));
+    // Behind the block, seen from the goal, beats in front of it.
+    let block = [c[0] - 20.0, c[1]];
+    let behind = [block[0] - 6.0, block[1]];
+    let front = [block[0] + 6.0, block[1]];
+    assert!(g.cost(Some(block), Some(behind), 0.3, 6.0) < g.cost(Some(block), Some(front), 0.3, 6.0));
+    assert!(g.cost(None, Some(behind), 0.3, 6.0) > g.cost(Some(block), Some(front), 0.3, 6.0), "a lost block costs the most");
+    let (r_in, ok) = g.reward(Some(c));
+    assert!(ok && r_in > g.reward(Some(far)).0);
+}
