@@ -13,6 +13,7 @@
 //! - [`oracle`]: the physics oracle: clone a world, replay actions, get true frames and states.
 #![warn(missing_docs)]
 
+pub mod control;
 pub mod datagen;
 pub mod env;
 pub mod episode;

@@ -68,6 +68,55 @@ enum Cmd {
     /// Play actions in the true scene and in the world model from the same K frames; write
     /// truth | prediction | difference.
     Rollout(RolloutArgs),
+    /// Closed-loop model-predictive control in the true scene, imagining with the world model,
+    /// the oracle or nothing (random); success rate with its 95% interval, steps, distance,
+    /// planning time; a GIF of the first episode with the imagined frames beside reality.
+    Plan(PlanArgs),
+}
+
+/// Options of `foresight-sim plan`.
+#[derive(clap::Args)]
+struct PlanArgs {
+    /// Scene file (RON) with a goal.
+    #[arg(long)]
+    scene: PathBuf,
+    /// World-model checkpoint (needed for `--imagination model`).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// What the planner imagines with.
+    #[arg(long, value_enum, default_value_t = foresight_sim::control::ImaginationKind::Model)]
+    imagination: foresight_sim::control::ImaginationKind,
+    /// Episodes (starts).
+    #[arg(long, default_value_t = 50)]
+    episodes: usize,
+    /// Run seed; episode seeds are derived from (scene, seed, index) as in datagen, and must not
+    /// be the checkpoint's training seeds.
+    #[arg(long, default_value_t = 5000)]
+    seed: u64,
+    /// Output JSON.
+    #[arg(long)]
+    json: PathBuf,
+    /// Planning horizon.
+    #[arg(long, default_value_t = 8)]
+    horizon: usize,
+    /// Candidates per iteration.
+    #[arg(long, default_value_t = 64)]
+    candidates: usize,
+    /// Iterations per plan.
+    #[arg(long, default_value_t = 3)]
+    iterations: usize,
+    /// CEM or MPPI.
+    #[arg(long, default_value = "cem")]
+    method: String,
+    /// Actions executed per plan.
+    #[arg(long, default_value_t = 2)]
+    replan_every: usize,
+    /// Steps before an episode fails.
+    #[arg(long, default_value_t = 80)]
+    max_steps: usize,
+    /// GIF of the first episode (default: beside the JSON).
+    #[arg(long)]
+    gif: Option<PathBuf>,
 }
 
 /// Options of `foresight-sim rollout`.
@@ -141,6 +190,7 @@ fn main() -> anyhow::Result<()> {
             println!("datagen: {:.0} frames/s ({} frames in {:.2} s, {} environments per view)", rep.frames as f64 / rep.seconds, rep.frames, rep.seconds, envs.min(episodes));
         }
         Cmd::Rollout(a) => rollout(a)?,
+        Cmd::Plan(a) => plan(a, command)?,
         Cmd::Oracle { scene, seed, actions, out, dataset } => {
             let scene = Arc::new(Scene::load(&scene)?);
             let actions = read_actions(&actions, &scene)?;
@@ -200,5 +250,91 @@ fn rollout(a: RolloutArgs) -> anyhow::Result<()> {
     let psnrs: Vec<String> = truth.iter().zip(&pred.frames[0]).map(|(t, p)| format!("{:.1}", foresight::eval::metrics::psnr(p, t))).collect();
     println!("{} frames predicted in {:.3} s; PSNR per step vs the oracle: {}", a.horizon * a.samples, secs, psnrs.join(" "));
     println!("wrote {} (truth | prediction | difference) and {}", a.out.display(), png.display());
+    Ok(())
+}
+
+fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
+    use foresight::plan::{Method, PlannerConfig};
+    use foresight_sim::control::{run_episode, wilson95, ControlConfig, CostShape, Filmstrip, ImaginationKind};
+    let scene = Arc::new(Scene::load(&a.scene)?);
+    let model = match &a.checkpoint {
+        Some(p) => Some(foresight::world_model::WorldModel::load(p)?),
+        None => None,
+    };
+    if a.imagination == ImaginationKind::Model {
+        let m = model.as_ref().ok_or_else(|| anyhow::anyhow!("--imagination model needs --checkpoint"))?;
+        anyhow::ensure!(m.meta.scene == scene.name, "the checkpoint is a model of `{}`, not `{}`", m.meta.scene, scene.name);
+    }
+    let method = match a.method.as_str() {
+        "cem" => Method::Cem,
+        "mppi" => Method::Mppi,
+        other => anyhow::bail!("--method {other}: use cem or mppi"),
+    };
+    let seeds: Vec<u64> = (0..a.episodes as u64).map(|i| foresight::rng::episode_seed(&scene.name, a.seed, i)).collect();
+    if let Some(m) = &model {
+        let trained: std::collections::HashSet<u64> = m.meta.train_seeds.iter().copied().collect();
+        let overlap = seeds.iter().filter(|s| trained.contains(s)).count();
+        anyhow::ensure!(overlap == 0, "{overlap} of the {} starts were training episodes of the checkpoint; choose another --seed", seeds.len());
+    }
+    let cfg = ControlConfig {
+        planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, ..PlannerConfig::default() },
+        replan_every: a.replan_every,
+        max_steps: a.max_steps,
+        shape: CostShape::default(),
+    };
+    cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
+    let mut oracle = Oracle::new(scene.clone(), 1)?;
+    let mut film = Filmstrip { real: Vec::new(), imagined: Vec::new() };
+    let bar = ProgressBar::new(seeds.len() as u64);
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} episodes {msg} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    let mut results = Vec::new();
+    for (i, &seed) in seeds.iter().enumerate() {
+        let r = run_episode(&scene, seed, a.imagination, model.as_ref(), &mut oracle, &cfg, (i == 0).then_some(&mut film))?;
+        results.push(r);
+        let ok = results.iter().filter(|r| r.success).count();
+        bar.set_message(format!("{ok}/{} succeeded", results.len()));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let n = results.len();
+    let ok: Vec<_> = results.iter().filter(|r| r.success).collect();
+    let rate = ok.len() as f64 / n.max(1) as f64;
+    let ci = wilson95(ok.len(), n);
+    let mean_steps = if ok.is_empty() { f64::NAN } else { ok.iter().map(|r| r.steps as f64).sum::<f64>() / ok.len() as f64 };
+    let final_distance = results.iter().map(|r| r.final_distance_px as f64).sum::<f64>() / n.max(1) as f64;
+    let spa = results.iter().map(|r| r.seconds_per_action).sum::<f64>() / n.max(1) as f64;
+    let report = serde_json::json!({
+        "scene": scene.name,
+        "imagination": a.imagination,
+        "checkpoint": a.checkpoint,
+        "episodes": n,
+        "seed": a.seed,
+        "success_rate": rate,
+        "success_ci95": ci,
+        "mean_steps_to_success": if mean_steps.is_finite() { serde_json::json!(mean_steps) } else { serde_json::Value::Null },
+        "final_distance": final_distance,
+        "final_distance_unit": "px",
+        "seconds_per_action": spa,
+        "config": cfg,
+        "results": results,
+        "command": command,
+    });
+    if let Some(dir) = a.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    foresight::data::write_atomic(&a.json, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    let (h, w) = scene.resolution();
+    let blank = vec![0u8; h * w * 3];
+    let gif: Vec<Vec<u8>> = film.real.iter().zip(&film.imagined).map(|(r, im)| foresight::media::side_by_side(&[r, im.as_deref().unwrap_or(&blank)], h, w)).collect();
+    let gif_path = a.gif.unwrap_or_else(|| a.json.with_extension("gif"));
+    let refs: Vec<&[u8]> = gif.iter().map(|f| f.as_slice()).collect();
+    if !refs.is_empty() {
+        foresight::media::write_gif(&gif_path, &refs, h, 2 * w + 1, 4, 100)?;
+    }
+    println!(
+        "plan ({:?} imagination, {} starts of `{}`): success {:.2} [95% CI {:.2}, {:.2}], mean steps to success {:.1}, final distance {:.1} px, {:.3} s planning per action",
+        a.imagination, n, scene.name, rate, ci[0], ci[1], mean_steps, final_distance, spa
+    );
+    println!("wrote {} and {} (real | imagined)", a.json.display(), gif_path.display());
     Ok(())
 }

@@ -1,0 +1,235 @@
+//! Closed-loop control in the true scene with a planner whose imagination is the world model, the
+//! physics oracle (the rapier world cloned and stepped: the upper bound), or nothing (random
+//! costs: the planner's sampling distribution alone). The same planner settings, candidate and
+//! iteration budget serve all three, and the same task cost on body positions in pixels.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use foresight::camera::PixelCamera;
+use foresight::plan::cost::GoalGeometry;
+use foresight::plan::model::{ModelCost, ModelImagination};
+use foresight::plan::{Imagination, Planner, PlannerConfig};
+use foresight::rng::Rng;
+use foresight::scene::Scene;
+use foresight::world_model::WorldModel;
+
+use crate::oracle::Oracle;
+use crate::physics::SimWorld;
+
+/// Which imagination the planner uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ImaginationKind {
+    /// The world model, in latent space.
+    Model,
+    /// The physics oracle (cloned rapier worlds).
+    Oracle,
+    /// Random costs (no imagination).
+    Random,
+}
+
+/// Cost shaping shared by every imagination.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct CostShape {
+    /// Weight of the agent's distance to its pushing position.
+    pub approach: f32,
+    /// Pixels behind the body where a push starts.
+    pub standoff: f32,
+}
+
+impl Default for CostShape {
+    fn default() -> Self {
+        CostShape { approach: 0.3, standoff: 5.0 }
+    }
+}
+
+/// The oracle as imagination: every candidate is played in a clone of the true world and scored
+/// on the projected positions of its last state.
+pub struct OracleImagination<'a> {
+    start: &'a SimWorld,
+    geometry: &'a GoalGeometry,
+    camera: PixelCamera,
+    shape: CostShape,
+}
+
+impl<'a> OracleImagination<'a> {
+    /// From the true world's current state.
+    pub fn new(start: &'a SimWorld, geometry: &'a GoalGeometry, shape: CostShape) -> Self {
+        OracleImagination { start, geometry, camera: PixelCamera::new(&start.scene().camera), shape }
+    }
+}
+
+impl Imagination for OracleImagination<'_> {
+    fn costs(&mut self, candidates: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>> {
+        let score = |seq: &Vec<Vec<f32>>| -> anyhow::Result<f32> {
+            let mut w = self.start.clone();
+            for a in seq {
+                w.step(a)?;
+            }
+            let s = w.body_states();
+            let p = |i: usize| self.camera.project(s[i].position);
+            Ok(self.geometry.cost(p(self.geometry.body), p(self.geometry.agent), self.shape.approach, self.shape.standoff))
+        };
+        // Candidates are independent: two halves on two threads.
+        let half = candidates.len().div_ceil(2);
+        let (a, b) = candidates.split_at(half);
+        let (ra, rb) = std::thread::scope(|s| {
+            let h = s.spawn(|| b.iter().map(score).collect::<anyhow::Result<Vec<f32>>>());
+            let ra = a.iter().map(score).collect::<anyhow::Result<Vec<f32>>>();
+            (ra, h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an oracle thread panicked"))))
+        });
+        let mut out = ra?;
+        out.extend(rb?);
+        Ok(out)
+    }
+}
+
+/// Random costs: the planner then executes samples of its own distribution.
+pub struct RandomImagination(pub Rng);
+
+impl Imagination for RandomImagination {
+    fn costs(&mut self, candidates: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>> {
+        Ok(candidates.iter().map(|_| self.0.uniform()).collect())
+    }
+}
+
+/// Settings of a closed-loop run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ControlConfig {
+    /// The planner.
+    pub planner: PlannerConfig,
+    /// Execute this many actions of each plan before replanning.
+    pub replan_every: usize,
+    /// Steps before an episode counts as failed.
+    pub max_steps: usize,
+    /// Cost shaping.
+    pub shape: CostShape,
+}
+
+/// One episode's outcome.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EpisodeResult {
+    /// World seed.
+    pub seed: u64,
+    /// Whether the goal body reached the goal region (true state).
+    pub success: bool,
+    /// Steps until it did (or the limit).
+    pub steps: usize,
+    /// Final distance of the goal body to the region's centre, pixels (true state).
+    pub final_distance_px: f32,
+    /// Planning seconds per executed action.
+    pub seconds_per_action: f64,
+}
+
+/// What the first episode looked like: real frames and, per step, the imagined frame of it.
+pub struct Filmstrip {
+    /// Real frames, one per step (the first is the start).
+    pub real: Vec<Vec<u8>>,
+    /// The imagination's frame for the same step (model: decoded; oracle: rendered), if any.
+    pub imagined: Vec<Option<Vec<u8>>>,
+}
+
+/// Runs one episode from `seed` in the true scene. `film` collects frames when given.
+pub fn run_episode(
+    scene: &Arc<Scene>,
+    seed: u64,
+    kind: ImaginationKind,
+    model: Option<&WorldModel>,
+    oracle: &mut Oracle,
+    cfg: &ControlConfig,
+    mut film: Option<&mut Filmstrip>,
+) -> anyhow::Result<EpisodeResult> {
+    let geometry = GoalGeometry::new(scene).ok_or_else(|| anyhow::anyhow!("scene `{}` has no goal to plan for", scene.name))?;
+    let low: Vec<f32> = scene.actions.iter().map(|a| a.low).collect();
+    let high: Vec<f32> = scene.actions.iter().map(|a| a.high).collect();
+    let mut planner = Planner::new(PlannerConfig { seed: cfg.planner.seed ^ seed, ..cfg.planner.clone() }, low, high).map_err(|e| anyhow::anyhow!(e))?;
+    let camera = PixelCamera::new(&scene.camera);
+    let mut world = SimWorld::new(scene.clone(), seed)?;
+    let k = model.map_or(1, |m| m.meta.context);
+    let mut frames: Vec<Vec<u8>> = Vec::new();
+    let mut actions: Vec<Vec<f32>> = Vec::new();
+    let needs_frames = kind == ImaginationKind::Model || film.is_some();
+    if needs_frames {
+        frames.push(oracle.observe(&[&world])?.remove(0));
+    }
+    if let Some(f) = film.as_deref_mut() {
+        f.real.push(frames[0].clone());
+        f.imagined.push(None);
+    }
+    let mut rng = Rng::new(seed ^ 0x7261_6e64);
+    let mut planning = 0.0f64;
+    let inside = |w: &SimWorld| {
+        let s = w.body_states();
+        camera.project(s[geometry.body].position).is_some_and(|p| geometry.inside(p))
+    };
+    let mut steps = 0;
+    let mut success = inside(&world);
+    while !success && steps < cfg.max_steps {
+        let t0 = Instant::now();
+        let plan = match kind {
+            ImaginationKind::Oracle => planner.plan(&mut OracleImagination::new(&world, &geometry, cfg.shape))?,
+            ImaginationKind::Random => planner.plan(&mut RandomImagination(Rng::new(rng.next_u64())))?,
+            ImaginationKind::Model => {
+                let m = model.ok_or_else(|| anyhow::anyhow!("--imagination model needs --checkpoint"))?;
+                let from = frames.len().saturating_sub(k);
+                let ctx = frames[from..].to_vec();
+                let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
+                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff };
+                let mut imag = ModelImagination::new(m, ctx, Some(past), m.meta.sampler, cost, seed ^ steps as u64)?;
+                planner.plan(&mut imag)?
+            }
+        };
+        planning += t0.elapsed().as_secs_f64();
+        let n = cfg.replan_every.clamp(1, plan.best.len());
+        // What the imagination expected for the executed steps (first episode only).
+        let imagined: Vec<Vec<u8>> = match (&film, kind) {
+            (Some(_), ImaginationKind::Model) => {
+                let m = model.ok_or_else(|| anyhow::anyhow!("no model"))?;
+                let from = frames.len().saturating_sub(k);
+                let q = foresight::world_model::Query { context: frames[from..].to_vec(), past_actions: Some(actions[actions.len() + 1 - (frames.len() - from)..].to_vec()), actions: plan.best[..n].to_vec(), samples: 1, seed };
+                m.predict(&q, &m.meta.sampler)?.frames.remove(0)
+            }
+            (Some(_), ImaginationKind::Oracle) => {
+                let ep = oracle.replay(&world, &plan.best[..n])?;
+                (1..ep.num_frames()).map(|t| ep.frame(t).to_vec()).collect()
+            }
+            _ => Vec::new(),
+        };
+        for (i, a) in plan.best[..n].iter().enumerate() {
+            world.step(a)?;
+            actions.push(a.clone());
+            steps += 1;
+            if needs_frames {
+                frames.push(oracle.observe(&[&world])?.remove(0));
+                if frames.len() > k + 1 && film.is_none() {
+                    frames.remove(0);
+                    actions.remove(0);
+                }
+            }
+            if let Some(f) = film.as_deref_mut() {
+                f.real.push(frames.last().cloned().unwrap_or_default());
+                f.imagined.push(imagined.get(i).cloned());
+            }
+            success = inside(&world);
+            if success || steps >= cfg.max_steps {
+                break;
+            }
+        }
+        planner.shift(n);
+    }
+    let s = world.body_states();
+    let final_distance_px = geometry.distance_px(camera.project(s[geometry.body].position));
+    Ok(EpisodeResult { seed, success, steps, final_distance_px, seconds_per_action: planning / steps.max(1) as f64 })
+}
+
+/// Wilson score interval of a success rate at 95%.
+pub fn wilson95(successes: usize, n: usize) -> [f64; 2] {
+    if n == 0 {
+        return [0.0, 1.0];
+    }
+    let (p, n, z) = (successes as f64 / n as f64, n as f64, 1.96f64);
+    let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
+    let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
+    [(centre - half).max(0.0), (centre + half).min(1.0)]
+}
