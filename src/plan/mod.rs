@@ -5,6 +5,7 @@
 
 pub mod cost;
 pub mod model;
+pub mod policies;
 
 use crate::rng::Rng;
 

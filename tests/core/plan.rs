@@ -100,3 +100,24 @@ fn the_task_cost_prefers_the_block_in_the_goal_and_the_agent_behind_it() {
     let (r_in, ok) = g.reward(Some(c));
     assert!(ok && r_in > g.reward(Some(far)).0);
 }
+
+#[test]
+fn policy_evaluation_statistics_on_fixed_inputs() {
+    use foresight::plan::policies::{mean_abs_error, spearman};
+    // Same order: 1; reversed: -1.
+    let a = [(0.9, 0.0), (0.5, 0.0), (0.1, 0.0)];
+    assert!((spearman(&a, &a) - 1.0).abs() < 1e-12);
+    let r = [(0.1, 0.0), (0.5, 0.0), (0.9, 0.0)];
+    assert!((spearman(&a, &r) + 1.0).abs() < 1e-12);
+    // Ties on success are broken by return.
+    let m = [(0.5, -10.0), (0.5, -20.0), (0.0, -30.0), (1.0, 0.0)];
+    let t = [(0.6, -1.0), (0.4, -2.0), (0.0, -3.0), (0.9, 0.0)];
+    assert!((spearman(&m, &t) - 1.0).abs() < 1e-12);
+    // A textbook case: ranks (1,2,3,4,5) vs (2,1,4,3,5): rho = 1 - 6*4/(5*24) = 0.8.
+    let x: Vec<(f64, f64)> = [1.0, 2.0, 3.0, 4.0, 5.0].iter().map(|&v| (v, 0.0)).collect();
+    let y: Vec<(f64, f64)> = [2.0, 1.0, 4.0, 3.0, 5.0].iter().map(|&v| (v, 0.0)).collect();
+    assert!((spearman(&x, &y) - 0.8).abs() < 1e-12);
+    // Full ties share ranks; a constant list has no correlation.
+    assert!(spearman(&[(0.0, 0.0); 3], &x[..3]).is_nan());
+    assert!((mean_abs_error(&[0.9, 0.5, 0.0], &[0.8, 0.7, 0.0]) - 0.1).abs() < 1e-12);
+}

@@ -26,3 +26,13 @@ pub static RENDER_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
 pub fn render_lock() -> std::sync::MutexGuard<'static, ()> {
     RENDER_LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
+
+#[test]
+fn wilson_interval_on_fixed_inputs() {
+    use foresight_sim::control::wilson95;
+    let [lo, hi] = wilson95(45, 50);
+    assert!((lo - 0.7864).abs() < 1e-3 && (hi - 0.9565).abs() < 1e-3, "{lo} {hi}");
+    let [lo, hi] = wilson95(0, 20);
+    assert!(lo == 0.0 && (hi - 0.1611).abs() < 1e-3, "{hi}");
+    assert_eq!(wilson95(0, 0), [0.0, 1.0]);
+}

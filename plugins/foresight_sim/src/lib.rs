@@ -17,6 +17,7 @@ pub mod control;
 pub mod datagen;
 pub mod env;
 pub mod episode;
+pub mod evaluate;
 pub mod keys;
 pub mod oracle;
 pub mod physics;

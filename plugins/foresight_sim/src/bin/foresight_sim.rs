@@ -72,6 +72,32 @@ enum Cmd {
     /// the oracle or nothing (random); success rate with its 95% interval, steps, distance,
     /// planning time; a GIF of the first episode with the imagined frames beside reality.
     Plan(PlanArgs),
+    /// Rank policies inside the world model and in the true scene (frames only, same code):
+    /// success and return per policy in both worlds, Spearman rank correlation, success error.
+    EvaluatePolicies(EvalPoliciesArgs),
+}
+
+/// Options of `foresight-sim evaluate-policies`.
+#[derive(clap::Args)]
+struct EvalPoliciesArgs {
+    /// Scene file (RON) with a goal and force or impulse actions.
+    #[arg(long)]
+    scene: PathBuf,
+    /// World-model checkpoint of that scene.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Episodes per policy (the same starts for every policy and both worlds).
+    #[arg(long, default_value_t = 32)]
+    episodes: usize,
+    /// Run seed; starts are derived from (scene, seed, index) and must not be training seeds.
+    #[arg(long, default_value_t = 6000)]
+    seed: u64,
+    /// Steps per episode.
+    #[arg(long, default_value_t = 64)]
+    steps: usize,
+    /// Output JSON.
+    #[arg(long)]
+    json: PathBuf,
 }
 
 /// Options of `foresight-sim plan`.
@@ -117,6 +143,12 @@ struct PlanArgs {
     /// GIF of the first episode (default: beside the JSON).
     #[arg(long)]
     gif: Option<PathBuf>,
+    /// Cost: weight of the agent's distance to its pushing position behind the body.
+    #[arg(long, default_value_t = 0.3)]
+    approach: f32,
+    /// Cost: pixels behind the body (seen from the goal) where a push starts.
+    #[arg(long, default_value_t = 5.0)]
+    standoff: f32,
 }
 
 /// Options of `foresight-sim rollout`.
@@ -191,6 +223,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Rollout(a) => rollout(a)?,
         Cmd::Plan(a) => plan(a, command)?,
+        Cmd::EvaluatePolicies(a) => evaluate_policies(a, command)?,
         Cmd::Oracle { scene, seed, actions, out, dataset } => {
             let scene = Arc::new(Scene::load(&scene)?);
             let actions = read_actions(&actions, &scene)?;
@@ -280,7 +313,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, ..PlannerConfig::default() },
         replan_every: a.replan_every,
         max_steps: a.max_steps,
-        shape: CostShape::default(),
+        shape: CostShape { approach: a.approach, standoff: a.standoff },
     };
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
     let mut oracle = Oracle::new(scene.clone(), 1)?;
@@ -336,5 +369,59 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         a.imagination, n, scene.name, rate, ci[0], ci[1], mean_steps, final_distance, spa
     );
     println!("wrote {} and {} (real | imagined)", a.json.display(), gif_path.display());
+    Ok(())
+}
+
+fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()> {
+    use foresight::plan::policies::{mean_abs_error, spearman, FramePolicyKind};
+    use foresight_sim::evaluate::{in_true_scene, in_world_model};
+    let scene = Arc::new(Scene::load(&a.scene)?);
+    let model = foresight::world_model::WorldModel::load(&a.checkpoint)?;
+    anyhow::ensure!(model.meta.scene == scene.name, "the checkpoint is a model of `{}`, not `{}`", model.meta.scene, scene.name);
+    let seeds: Vec<u64> = (0..a.episodes as u64).map(|i| foresight::rng::episode_seed(&scene.name, a.seed, i)).collect();
+    let trained: std::collections::HashSet<u64> = model.meta.train_seeds.iter().copied().collect();
+    anyhow::ensure!(seeds.iter().all(|s| !trained.contains(s)), "some starts were training episodes of the checkpoint; choose another --seed");
+    let kinds = [
+        FramePolicyKind::Scripted { noise: 0.0 },
+        FramePolicyKind::Scripted { noise: 0.15 },
+        FramePolicyKind::Scripted { noise: 0.3 },
+        FramePolicyKind::Scripted { noise: 0.6 },
+        FramePolicyKind::Scripted { noise: 1.2 },
+        FramePolicyKind::Random,
+        FramePolicyKind::Zero,
+    ];
+    let mut renderer = foresight_sim::Renderer::new(scene.clone(), a.episodes.min(64))?;
+    let sampler = model.meta.sampler;
+    let mut rows = Vec::new();
+    for kind in kinds {
+        let name = foresight::plan::policies::FramePolicy::new(&scene, kind, 0).map_err(|e| anyhow::anyhow!(e))?.name();
+        let t0 = std::time::Instant::now();
+        let truth = in_true_scene(&scene, &mut renderer, kind, &seeds, a.steps)?;
+        let imagined = in_world_model(&scene, &model, &sampler, &mut renderer, kind, &seeds, a.steps)?;
+        println!("{name:>22}: success model {:.2} / true {:.2}, return model {:.1} / true {:.1} ({:.0} s)", imagined.success, truth.success, imagined.ret, truth.ret, t0.elapsed().as_secs_f64());
+        rows.push((name, imagined, truth));
+    }
+    let model_scores: Vec<(f64, f64)> = rows.iter().map(|r| (r.1.success, r.1.ret)).collect();
+    let true_scores: Vec<(f64, f64)> = rows.iter().map(|r| (r.2.success, r.2.ret)).collect();
+    let rho = spearman(&model_scores, &true_scores);
+    let mae = mean_abs_error(&rows.iter().map(|r| r.1.success).collect::<Vec<_>>(), &rows.iter().map(|r| r.2.success).collect::<Vec<_>>());
+    let close_pairs: Vec<[String; 2]> = (0..rows.len()).flat_map(|i| (i + 1..rows.len()).map(move |j| (i, j))).filter(|&(i, j)| (rows[i].2.success - rows[j].2.success).abs() < 0.15).map(|(i, j)| [rows[i].0.clone(), rows[j].0.clone()]).collect();
+    let report = serde_json::json!({
+        "scene": scene.name,
+        "checkpoint": a.checkpoint,
+        "episodes": a.episodes,
+        "steps": a.steps,
+        "seed": a.seed,
+        "policies": rows.iter().map(|(name, m, t)| serde_json::json!({"name": name, "success_model": m.success, "success_true": t.success, "return_model": m.ret, "return_true": t.ret})).collect::<Vec<_>>(),
+        "spearman": rho,
+        "success_mae": mae,
+        "close_pairs": close_pairs,
+        "command": command,
+    });
+    if let Some(dir) = a.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    foresight::data::write_atomic(&a.json, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    println!("spearman {rho:.3}, success MAE {mae:.3}; {} pairs of policies with true success rates within 0.15; wrote {}", close_pairs.len(), a.json.display());
     Ok(())
 }

@@ -1,0 +1,110 @@
+//! Policy evaluation inside the world model against the true scene: each policy plays the same
+//! starts in both worlds (all episodes of a policy in lockstep: one render or one batched model
+//! call per step), seeing frames only; the reward and success come from the same frame code
+//! ([`foresight::env::frame_reward`]) in both.
+
+use std::sync::Arc;
+
+use foresight::env::frame_reward;
+use foresight::model::diffusion::SamplerConfig;
+use foresight::plan::policies::{FramePolicy, FramePolicyKind};
+use foresight::scene::Scene;
+use foresight::world_model::{Query, WorldModel};
+
+use crate::physics::SimWorld;
+use crate::render::Renderer;
+
+/// Success and return of one policy in one world.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct Outcome {
+    /// Fraction of episodes that reached the goal.
+    pub success: f64,
+    /// Mean return (sum of rewards until success or the step limit).
+    pub ret: f64,
+}
+
+/// Per-episode bookkeeping.
+struct Track {
+    ret: f64,
+    done: bool,
+}
+
+fn summarise(tracks: &[Track]) -> Outcome {
+    let n = tracks.len().max(1) as f64;
+    Outcome { success: tracks.iter().filter(|t| t.done).count() as f64 / n, ret: tracks.iter().map(|t| t.ret).sum::<f64>() / n }
+}
+
+/// Plays `kind` from each seed in the true scene for `steps` steps.
+pub fn in_true_scene(scene: &Arc<Scene>, renderer: &mut Renderer, kind: FramePolicyKind, seeds: &[u64], steps: usize) -> anyhow::Result<Outcome> {
+    let mut tracks = Vec::new();
+    for chunk in seeds.chunks(renderer.slots()) {
+        let mut worlds: Vec<SimWorld> = chunk.iter().map(|&s| SimWorld::new(scene.clone(), s)).collect::<Result<_, _>>()?;
+        let mut policies: Vec<FramePolicy> = chunk.iter().map(|&s| FramePolicy::new(scene, kind, s)).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!(e))?;
+        let mut t: Vec<Track> = chunk.iter().map(|_| Track { ret: 0.0, done: false }).collect();
+        let mut frames = renderer.render(&worlds.iter().collect::<Vec<_>>())?;
+        for _ in 0..steps {
+            for i in 0..worlds.len() {
+                if !t[i].done {
+                    let a = policies[i].act(&frames[i]);
+                    worlds[i].step(&a)?;
+                }
+            }
+            frames = renderer.render(&worlds.iter().collect::<Vec<_>>())?;
+            for i in 0..worlds.len() {
+                if !t[i].done {
+                    let (r, done) = frame_reward(scene, &frames[i]);
+                    t[i].ret += r as f64;
+                    t[i].done = done;
+                }
+            }
+            if t.iter().all(|x| x.done) {
+                break;
+            }
+        }
+        tracks.extend(t);
+    }
+    Ok(summarise(&tracks))
+}
+
+/// Plays `kind` from each seed's true first frame inside the world model (one batched call per
+/// step for all episodes still running).
+pub fn in_world_model(scene: &Arc<Scene>, model: &WorldModel, sampler: &SamplerConfig, renderer: &mut Renderer, kind: FramePolicyKind, seeds: &[u64], steps: usize) -> anyhow::Result<Outcome> {
+    let k = model.meta.context;
+    let mut tracks = Vec::new();
+    for chunk in seeds.chunks(renderer.slots()) {
+        let worlds: Vec<SimWorld> = chunk.iter().map(|&s| SimWorld::new(scene.clone(), s)).collect::<Result<_, _>>()?;
+        let mut policies: Vec<FramePolicy> = chunk.iter().map(|&s| FramePolicy::new(scene, kind, s)).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!(e))?;
+        let mut t: Vec<Track> = chunk.iter().map(|_| Track { ret: 0.0, done: false }).collect();
+        let mut frames: Vec<Vec<Vec<u8>>> = renderer.render(&worlds.iter().collect::<Vec<_>>())?.into_iter().map(|f| vec![f]).collect();
+        let mut actions: Vec<Vec<Vec<f32>>> = vec![Vec::new(); chunk.len()];
+        for step in 0..steps {
+            let live: Vec<usize> = (0..chunk.len()).filter(|&i| !t[i].done).collect();
+            if live.is_empty() {
+                break;
+            }
+            let mut queries = Vec::new();
+            for &i in &live {
+                let a = policies[i].act(frames[i].last().map(|f| f.as_slice()).unwrap_or(&[]));
+                let n = frames[i].len().min(k);
+                let context = frames[i][frames[i].len() - n..].to_vec();
+                let past = actions[i][actions[i].len() + 1 - n..].to_vec();
+                queries.push(Query { context, past_actions: Some(past), actions: vec![a.clone()], samples: 1, seed: chunk[i] ^ step as u64 });
+                actions[i].push(a);
+            }
+            let preds = model.predict_batch(&queries, sampler)?;
+            for (&i, p) in live.iter().zip(preds) {
+                let f = p.frames.into_iter().next().and_then(|s| s.into_iter().next()).unwrap_or_default();
+                let (r, done) = frame_reward(scene, &f);
+                t[i].ret += r as f64;
+                t[i].done = done;
+                frames[i].push(f);
+                if frames[i].len() > k {
+                    frames[i].remove(0);
+                    actions[i].remove(0);
+                }
+            }
+        }
+        tracks.extend(t);
+    }
+    Ok(summarise(&tracks))
+}
