@@ -2,6 +2,7 @@
 
 mod app;
 mod asset;
+mod recorder;
 mod view;
 mod worker;
 
