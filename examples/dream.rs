@@ -202,10 +202,10 @@ fn main() -> anyhow::Result<()> {
 
 #[cfg(feature = "window")]
 mod windowed {
-    use super::scene_view::{held_keys, SceneView};
+    use super::scene_view::SceneView;
     use super::*;
     use bevy_foresight::{ForesightCamera, FuturesView, FuturesViewPlugin};
-    use foresight_sim::keys::action_from_keys;
+    use foresight_sim::keys::{action_from_keys, held_keys};
 
     const VIEW: f32 = 512.0;
 

@@ -73,7 +73,7 @@ mod windowed {
     use bevy::core_pipeline::tonemapping::{DebandDither, Tonemapping};
     use bevy::prelude::*;
     use foresight::camera::PixelCamera;
-    use foresight_sim::keys::{action_from_keys, Held};
+    use foresight_sim::keys::{action_from_keys, held_keys};
     use foresight_sim::render::{colour, place_bodies, SceneAssets};
 
     #[derive(Resource)]
@@ -130,19 +130,7 @@ mod windowed {
 
     fn step(world: &mut World) {
         let keys = world.resource::<ButtonInput<KeyCode>>();
-        let any = |k: &[KeyCode]| k.iter().any(|k| keys.pressed(*k));
-        let held = Held {
-            right: any(&[KeyCode::ArrowRight, KeyCode::KeyD]),
-            left: any(&[KeyCode::ArrowLeft, KeyCode::KeyA]),
-            up: any(&[KeyCode::ArrowUp, KeyCode::KeyW]),
-            down: any(&[KeyCode::ArrowDown, KeyCode::KeyS]),
-            joints: [
-                (any(&[KeyCode::KeyQ]), any(&[KeyCode::KeyZ])),
-                (any(&[KeyCode::KeyE]), any(&[KeyCode::KeyC])),
-                (any(&[KeyCode::KeyR]), any(&[KeyCode::KeyV])),
-                (any(&[KeyCode::KeyT]), any(&[KeyCode::KeyB])),
-            ],
-        };
+        let held = held_keys(keys);
         let reset = keys.just_pressed(KeyCode::Backspace);
         if keys.just_pressed(KeyCode::Escape) {
             world.write_message(AppExit::Success);

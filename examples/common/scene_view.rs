@@ -12,7 +12,6 @@ use bevy::render::render_resource::{TextureFormat, TextureUsages};
 use bevy_foresight::ForesightCamera;
 use foresight::camera::PixelCamera;
 use foresight::scene::Scene;
-use foresight_sim::keys::Held;
 use foresight_sim::render::{colour, place_bodies, scene_view, SceneAssets};
 use foresight_sim::SimWorld;
 
@@ -106,22 +105,5 @@ impl SceneView {
             }
         }
         self.warm
-    }
-}
-
-/// Arrow keys / WASD and the joint key pairs (Q/Z, E/C, R/V, T/B) as held directions.
-pub fn held_keys(keys: &ButtonInput<KeyCode>) -> Held {
-    let any = |k: &[KeyCode]| k.iter().any(|k| keys.pressed(*k));
-    Held {
-        right: any(&[KeyCode::ArrowRight, KeyCode::KeyD]),
-        left: any(&[KeyCode::ArrowLeft, KeyCode::KeyA]),
-        up: any(&[KeyCode::ArrowUp, KeyCode::KeyW]),
-        down: any(&[KeyCode::ArrowDown, KeyCode::KeyS]),
-        joints: [
-            (any(&[KeyCode::KeyQ]), any(&[KeyCode::KeyZ])),
-            (any(&[KeyCode::KeyE]), any(&[KeyCode::KeyC])),
-            (any(&[KeyCode::KeyR]), any(&[KeyCode::KeyV])),
-            (any(&[KeyCode::KeyT]), any(&[KeyCode::KeyB])),
-        ],
     }
 }

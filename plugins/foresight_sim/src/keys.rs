@@ -46,3 +46,21 @@ pub fn action_from_keys(scene: &Scene, held: Held) -> Vec<f32> {
         })
         .collect()
 }
+
+/// The held keys of a Bevy keyboard: arrows or WASD, and the joint pairs Q/Z, E/C, R/V, T/B.
+pub fn held_keys(keys: &bevy::input::ButtonInput<bevy::input::keyboard::KeyCode>) -> Held {
+    use bevy::input::keyboard::KeyCode;
+    let any = |k: &[KeyCode]| k.iter().any(|k| keys.pressed(*k));
+    Held {
+        right: any(&[KeyCode::ArrowRight, KeyCode::KeyD]),
+        left: any(&[KeyCode::ArrowLeft, KeyCode::KeyA]),
+        up: any(&[KeyCode::ArrowUp, KeyCode::KeyW]),
+        down: any(&[KeyCode::ArrowDown, KeyCode::KeyS]),
+        joints: [
+            (any(&[KeyCode::KeyQ]), any(&[KeyCode::KeyZ])),
+            (any(&[KeyCode::KeyE]), any(&[KeyCode::KeyC])),
+            (any(&[KeyCode::KeyR]), any(&[KeyCode::KeyV])),
+            (any(&[KeyCode::KeyT]), any(&[KeyCode::KeyB])),
+        ],
+    }
+}
