@@ -126,62 +126,95 @@ impl Planner {
         }
     }
 
-    /// Plans from the current state of `imagination`.
+    /// Plans from the current state of `imagination`: [`Planner::iterations`] rounds of
+    /// [`Planner::propose`], one batched scoring call, [`Planner::update`].
     pub fn plan(&mut self, imagination: &mut dyn Imagination) -> anyhow::Result<Plan> {
+        let mut search = self.begin();
+        for _ in 0..self.cfg.iterations {
+            let cands = self.propose(&search);
+            let costs = imagination.costs(&cands)?;
+            self.update(&mut search, &cands, &costs)?;
+        }
+        Ok(self.finish(search))
+    }
+
+    /// Starts a search (for callers that score candidates asynchronously, such as a Bevy agent
+    /// waiting on the plugin): then `iterations` times `propose` / score / `update`, and `finish`.
+    pub fn begin(&self) -> Search {
+        let range: Vec<f32> = self.low.iter().zip(&self.high).map(|(l, h)| h - l).collect();
+        Search { std: vec![range.iter().map(|r| r * self.cfg.init_std).collect(); self.cfg.horizon], best: None, evaluated: 0, iteration: 0 }
+    }
+
+    /// Candidates for the next round; candidate 0 is the current mean (the warm start).
+    pub fn propose(&mut self, search: &Search) -> Vec<Vec<Vec<f32>>> {
+        let (h, a) = (self.cfg.horizon, self.low.len());
+        (0..self.cfg.candidates)
+            .map(|n| {
+                (0..h)
+                    .map(|t| {
+                        (0..a)
+                            .map(|k| {
+                                let e = if n == 0 { 0.0 } else { self.rng.normal() };
+                                (self.mean[t][k] + e * search.std[t][k]).clamp(self.low[k], self.high[k])
+                            })
+                            .collect()
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Refits the distribution to scored candidates.
+    pub fn update(&mut self, search: &mut Search, cands: &[Vec<Vec<f32>>], costs: &[f32]) -> anyhow::Result<()> {
         let (h, a) = (self.cfg.horizon, self.low.len());
         let range: Vec<f32> = self.low.iter().zip(&self.high).map(|(l, h)| h - l).collect();
-        let mut std: Vec<Vec<f32>> = vec![range.iter().map(|r| r * self.cfg.init_std).collect(); h];
-        let mut best: Option<(f32, Vec<Vec<f32>>)> = None;
-        let mut evaluated = 0;
-        for _ in 0..self.cfg.iterations {
-            // Candidate 0 is the mean itself (the warm start is always scored).
-            let cands: Vec<Vec<Vec<f32>>> = (0..self.cfg.candidates)
-                .map(|n| {
-                    (0..h)
-                        .map(|t| {
-                            (0..a)
-                                .map(|k| {
-                                    let e = if n == 0 { 0.0 } else { self.rng.normal() };
-                                    (self.mean[t][k] + e * std[t][k]).clamp(self.low[k], self.high[k])
-                                })
-                                .collect()
-                        })
-                        .collect()
-                })
-                .collect();
-            let costs = imagination.costs(&cands)?;
-            anyhow::ensure!(costs.len() == cands.len(), "the imagination scored {} of {} candidates", costs.len(), cands.len());
-            evaluated += cands.len();
-            let mut order: Vec<usize> = (0..cands.len()).collect();
-            order.sort_by(|&i, &j| costs[i].total_cmp(&costs[j]));
-            let top = order[0];
-            if costs[top].is_finite() && best.as_ref().is_none_or(|(c, _)| costs[top] < *c) {
-                best = Some((costs[top], cands[top].clone()));
+        anyhow::ensure!(costs.len() == cands.len() && !cands.is_empty(), "the imagination scored {} of {} candidates", costs.len(), cands.len());
+        search.evaluated += cands.len();
+        search.iteration += 1;
+        let mut order: Vec<usize> = (0..cands.len()).collect();
+        order.sort_by(|&i, &j| costs[i].total_cmp(&costs[j]));
+        let top = order[0];
+        if costs[top].is_finite() && search.best.as_ref().is_none_or(|(c, _)| costs[top] < *c) {
+            search.best = Some((costs[top], cands[top].clone()));
+        }
+        // Weights: uniform over elites (CEM) or softmax of -cost / temperature (MPPI).
+        let weights: Vec<(usize, f32)> = match self.cfg.method {
+            Method::Cem => order.iter().take(self.cfg.elites).map(|&i| (i, 1.0 / self.cfg.elites as f32)).collect(),
+            Method::Mppi => {
+                // Scale-free: the temperature is a fraction of the mean cost gap to the best.
+                let c0 = costs[top];
+                let finite: Vec<f32> = costs.iter().cloned().filter(|c| c.is_finite()).collect();
+                let gap = (finite.iter().sum::<f32>() / finite.len().max(1) as f32 - c0).max(1e-6);
+                let w: Vec<f32> = costs.iter().map(|c| if c.is_finite() { (-(c - c0) / (self.cfg.temperature * gap)).exp() } else { 0.0 }).collect();
+                let z: f32 = w.iter().sum::<f32>().max(1e-12);
+                w.into_iter().enumerate().map(|(i, v)| (i, v / z)).collect()
             }
-            // Weights: uniform over elites (CEM) or softmax of -cost / temperature (MPPI).
-            let weights: Vec<(usize, f32)> = match self.cfg.method {
-                Method::Cem => order.iter().take(self.cfg.elites).map(|&i| (i, 1.0 / self.cfg.elites as f32)).collect(),
-                Method::Mppi => {
-                    // Scale-free: the temperature is a fraction of the mean cost gap to the best.
-                    let c0 = costs[top];
-                    let finite: Vec<f32> = costs.iter().cloned().filter(|c| c.is_finite()).collect();
-                    let gap = (finite.iter().sum::<f32>() / finite.len().max(1) as f32 - c0).max(1e-6);
-                    let w: Vec<f32> = costs.iter().map(|c| if c.is_finite() { (-(c - c0) / (self.cfg.temperature * gap)).exp() } else { 0.0 }).collect();
-                    let z: f32 = w.iter().sum::<f32>().max(1e-12);
-                    w.into_iter().enumerate().map(|(i, v)| (i, v / z)).collect()
-                }
-            };
-            let m = self.cfg.momentum;
-            for t in 0..h {
-                for k in 0..a {
-                    let mu: f32 = weights.iter().map(|&(i, w)| w * cands[i][t][k]).sum();
-                    let var: f32 = weights.iter().map(|&(i, w)| w * (cands[i][t][k] - mu).powi(2)).sum();
-                    self.mean[t][k] = m * self.mean[t][k] + (1.0 - m) * mu;
-                    std[t][k] = (m * std[t][k] + (1.0 - m) * var.sqrt()).max(range[k] * self.cfg.min_std);
-                }
+        };
+        let m = self.cfg.momentum;
+        for t in 0..h {
+            for k in 0..a {
+                let mu: f32 = weights.iter().map(|&(i, w)| w * cands[i][t][k]).sum();
+                let var: f32 = weights.iter().map(|&(i, w)| w * (cands[i][t][k] - mu).powi(2)).sum();
+                self.mean[t][k] = m * self.mean[t][k] + (1.0 - m) * mu;
+                search.std[t][k] = (m * search.std[t][k] + (1.0 - m) * var.sqrt()).max(range[k] * self.cfg.min_std);
             }
         }
-        let (best_cost, best) = best.unwrap_or((f32::INFINITY, self.mean.clone()));
-        Ok(Plan { best, best_cost, mean: self.mean.clone(), evaluated })
+        Ok(())
     }
+
+    /// The plan a finished search found.
+    pub fn finish(&self, search: Search) -> Plan {
+        let (best_cost, best) = search.best.unwrap_or((f32::INFINITY, self.mean.clone()));
+        Plan { best, best_cost, mean: self.mean.clone(), evaluated: search.evaluated }
+    }
+}
+
+/// The state of one search between rounds.
+#[derive(Debug, Clone)]
+pub struct Search {
+    std: Vec<Vec<f32>>,
+    best: Option<(f32, Vec<Vec<f32>>)>,
+    evaluated: usize,
+    /// Rounds done.
+    pub iteration: usize,
 }

@@ -18,6 +18,7 @@
 
 pub mod asset;
 pub mod observe;
+pub mod planner;
 pub mod plugin;
 pub mod recorder;
 pub mod view;
@@ -28,6 +29,7 @@ pub use observe::ForesightCamera;
 pub use plugin::{
     frame_image, CancelPrediction, ContextSource, ForesightDiagnostics, ForesightSystems, FuturesPredicted, PredictFutures, PredictedFutures, PredictionFailed, WorldModelPlugin,
 };
+pub use planner::{PlannerAgent, PlannerAgentPlugin};
 pub use recorder::{CutEpisode, RecordedAction, RecorderCamera, RecorderConfig, RecorderPlugin, RecorderStatus};
 pub use view::{FuturesView, FuturesViewParts, FuturesViewPlugin, Ghost, FUTURES_LAYER};
 pub use worker::{FullQueue, Request, Response, Worker, WorkerConfig, WorkerStats};
