@@ -80,3 +80,51 @@ fn a_missing_checkpoint_is_reported_and_the_game_keeps_running() {
     assert_eq!(seen.failed.len(), 1);
     assert_eq!(seen.failed[0].request_id, 5);
 }
+
+/// Panics when asked with seed 666, otherwise the tiny model.
+struct Panicky(std::sync::Arc<foresight::world_model::WorldModel>);
+
+impl bevy_foresight::Predictor for Panicky {
+    fn predict_batch(&self, q: &[foresight::world_model::Query], s: &foresight::model::diffusion::SamplerConfig) -> Result<Vec<foresight::world_model::Prediction>, foresight::world_model::WorldModelError> {
+        if q.iter().any(|q| q.seed == 666) {
+            panic!("deliberate test panic");
+        }
+        self.0.predict_batch(q, s)
+    }
+}
+
+#[test]
+fn bad_actions_fail_with_a_message_and_a_model_panic_is_survived() {
+    let plugin = WorldModelPlugin::from_model(model()).with_threads(1).with_predictor(|m| std::sync::Arc::new(Panicky(m)));
+    let mut app = app(plugin);
+    let agent = app.world_mut().spawn_empty().id();
+    let frame = vec![40u8; 16 * 16 * 3];
+    let send = |app: &mut App, id: u64, actions: Vec<Vec<f32>>, seed: u64| {
+        app.world_mut().write_message(PredictFutures { request_id: id, requester: agent, context: vec![frame.clone()].into(), past_actions: None, actions, samples: 1, seed, deadline: None, from_frame: 0 });
+        let t = Instant::now();
+        loop {
+            app.update();
+            let seen = app.world().resource::<Seen>();
+            if seen.done.iter().any(|d| d.request_id == id) || seen.failed.iter().any(|f| f.request_id == id) || t.elapsed() > Duration::from_secs(30) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    };
+    send(&mut app, 1, vec![vec![0.1, 0.2, 0.3]], 1); // wrong action dimension
+    send(&mut app, 2, vec![vec![f32::NAN, 0.0]], 2); // NaN
+    send(&mut app, 3, vec![vec![0.1, 0.2]], 666); // the model panics
+    send(&mut app, 4, vec![vec![0.1, 0.2]], 4); // and still answers afterwards
+    let seen = app.world().resource::<Seen>();
+    let reason = |id: u64| seen.failed.iter().find(|f| f.request_id == id).map(|f| f.reason.clone()).unwrap_or_default();
+    assert!(reason(1).contains("3 values"), "{}", reason(1));
+    assert!(reason(2).contains("not finite"), "{}", reason(2));
+    assert!(reason(3).contains("panicked"), "{}", reason(3));
+    assert!(seen.done.iter().any(|d| d.request_id == 4), "the worker survived the panic");
+    // Exactly one answer per request.
+    for id in 1..=4u64 {
+        let n = seen.done.iter().filter(|d| d.request_id == id).count() + seen.failed.iter().filter(|f| f.request_id == id).count();
+        assert_eq!(n, 1, "request {id} got {n} answers");
+    }
+    assert_eq!(app.world().resource::<ForesightDiagnostics>().panics, 1);
+}

@@ -2,8 +2,8 @@
 //!
 //! 1. Within capacity: 16 agents each ask for 8 frames 5 times a second.
 //! 2. Overload: 64 agents × 16 frames × 10 Hz (the queue's policy must account for every request).
-//! 3. A deliberately slow model (8 sampler steps, one thread, 16 frames a request): the game's
-//!    frame rate must hold while every answer takes many frames.
+//! 3. A deliberately slow model (the shipped model plus 250 ms of sleep per call, 8 sampler steps,
+//!    one thread): the game's frame rate must hold while every answer takes many frames.
 //!
 //! The game is a `MinimalPlugins` app updated at 60 Hz; each scenario runs `FORESIGHT_BENCH_SECONDS`
 //! (default 30) seconds with the checkpoint `FORESIGHT_BENCH_CHECKPOINT` (default
@@ -40,6 +40,16 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
     v[((v.len() - 1) as f64 * p).round() as usize]
 }
 
+/// The model, made slow on purpose.
+struct Slow(std::sync::Arc<WorldModel>);
+
+impl bevy_foresight::Predictor for Slow {
+    fn predict_batch(&self, q: &[foresight::world_model::Query], s: &SamplerConfig) -> Result<Vec<foresight::world_model::Prediction>, foresight::world_model::WorldModelError> {
+        std::thread::sleep(Duration::from_millis(250));
+        self.0.predict_batch(q, s)
+    }
+}
+
 struct Scenario {
     name: &'static str,
     agents: usize,
@@ -48,12 +58,16 @@ struct Scenario {
     threads: usize,
     sampler: Option<SamplerConfig>,
     queue: usize,
+    slow: bool,
 }
 
 fn run(model: &std::sync::Arc<WorldModel>, s: &Scenario, seconds: f64) {
     let mut plugin = WorldModelPlugin::from_model(model.clone()).with_threads(s.threads).with_queue_capacity(s.queue).with_full_queue(FullQueue::DropOldest);
     if let Some(sampler) = s.sampler {
         plugin = plugin.with_sampler(sampler);
+    }
+    if s.slow {
+        plugin = plugin.with_predictor(|m| std::sync::Arc::new(Slow(m)));
     }
     let mut app = App::new();
     app.add_plugins(MinimalPlugins).add_plugins(plugin).init_resource::<Seen>().add_systems(Update, collect.after(ForesightSystems::Receive));
@@ -146,9 +160,9 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let slow = SamplerConfig { steps: 8, ..model.meta.sampler };
     for s in [
-        Scenario { name: "within capacity", agents: 16, frames: 8, hz: 5.0, threads, sampler: None, queue: 64 },
-        Scenario { name: "overload", agents: 64, frames: 16, hz: 10.0, threads, sampler: None, queue: 64 },
-        Scenario { name: "slow model", agents: 4, frames: 16, hz: 2.0, threads: 1, sampler: Some(slow), queue: 16 },
+        Scenario { name: "within capacity", agents: 16, frames: 8, hz: 5.0, threads, sampler: None, queue: 64, slow: false },
+        Scenario { name: "overload", agents: 64, frames: 16, hz: 10.0, threads, sampler: None, queue: 64, slow: false },
+        Scenario { name: "slow model", agents: 4, frames: 16, hz: 2.0, threads: 1, sampler: Some(slow), queue: 16, slow: true },
     ] {
         run(&model, &s, seconds);
     }

@@ -32,4 +32,4 @@ pub use plugin::{
 pub use planner::{PlannerAgent, PlannerAgentPlugin};
 pub use recorder::{CutEpisode, RecordedAction, RecorderCamera, RecorderConfig, RecorderPlugin, RecorderStatus};
 pub use view::{FuturesView, FuturesViewParts, FuturesViewPlugin, Ghost, FUTURES_LAYER};
-pub use worker::{FullQueue, Request, Response, Worker, WorkerConfig, WorkerStats};
+pub use worker::{FullQueue, Predictor, Request, Response, Worker, WorkerConfig, WorkerStats};

@@ -14,7 +14,7 @@ use foresight::world_model::{Query as ModelQuery, WorldModel};
 
 use crate::asset::{WorldModelAsset, WorldModelAssetPlugin};
 use crate::observe::{start_capture, ForesightCamera};
-use crate::worker::{FullQueue, Request, Response, Worker, WorkerConfig};
+use crate::worker::{FullQueue, Predictor, Request, Response, Worker, WorkerConfig};
 
 /// Where a request's context frames come from.
 #[derive(Debug, Clone)]
@@ -176,12 +176,17 @@ enum Source {
 
 /// The checkpoint asset being loaded (with [`WorldModelPlugin::from_asset`]).
 #[derive(Resource)]
-struct PendingModel(Handle<WorldModelAsset>, WorkerConfig);
+struct PendingModel(Handle<WorldModelAsset>, WorkerConfig, Option<PredictorWrapper>);
 
-/// Adds a world model to the app. Built with [`WorldModelPlugin::new`] (a checkpoint path) or
-/// [`WorldModelPlugin::from_model`], then the builder methods.
+/// Wraps the loaded model into what the worker runs (see [`WorldModelPlugin::with_predictor`]).
+pub type PredictorWrapper = Arc<dyn Fn(Arc<WorldModel>) -> Arc<dyn Predictor> + Send + Sync>;
+
+/// Adds a world model to the app. Built with [`WorldModelPlugin::new`] (a checkpoint path),
+/// [`WorldModelPlugin::from_asset`] or [`WorldModelPlugin::from_model`], then the builder methods.
+
 pub struct WorldModelPlugin {
     source: std::sync::Mutex<Option<Source>>,
+    wrap: Option<PredictorWrapper>,
     worker: WorkerConfig,
     schedule: bevy::ecs::intern::Interned<dyn ScheduleLabel>,
 }
@@ -207,7 +212,7 @@ impl WorldModelPlugin {
     }
 
     fn with_source(s: Source) -> Self {
-        WorldModelPlugin { source: std::sync::Mutex::new(Some(s)), worker: WorkerConfig::default(), schedule: Update.intern() }
+        WorldModelPlugin { source: std::sync::Mutex::new(Some(s)), wrap: None, worker: WorkerConfig::default(), schedule: Update.intern() }
     }
 
     /// Threads of the model's own pool (its CPU budget, apart from Bevy's task pools).
@@ -240,6 +245,13 @@ impl WorldModelPlugin {
         self
     }
 
+    /// Runs a stand-in around the loaded model (for benchmarks and tests: a deliberately slow or
+    /// failing model); requests are still validated against the loaded model's metadata.
+    pub fn with_predictor(mut self, wrap: impl Fn(Arc<WorldModel>) -> Arc<dyn Predictor> + Send + Sync + 'static) -> Self {
+        self.wrap = Some(Arc::new(wrap));
+        self
+    }
+
     /// Runs the systems in another schedule.
     pub fn in_schedule(mut self, schedule: impl ScheduleLabel) -> Self {
         self.schedule = schedule.intern();
@@ -263,7 +275,7 @@ impl Plugin for WorldModelPlugin {
             Some(Source::Asset(path)) => {
                 app.add_plugins(WorldModelAssetPlugin);
                 let handle = app.world().resource::<AssetServer>().load::<WorldModelAsset>(path);
-                app.insert_resource(PendingModel(handle, self.worker.clone()))
+                app.insert_resource(PendingModel(handle, self.worker.clone(), self.wrap.clone()))
                     .insert_resource(ForesightDiagnostics { unavailable: Some("the world model is still loading".into()), ..default() })
                     .add_systems(self.schedule, await_model.before(ForesightSystems::Dispatch));
                 return;
@@ -272,7 +284,14 @@ impl Plugin for WorldModelPlugin {
             Some(Source::Model(m)) => Ok(m),
             None => Err("the plugin was built twice".to_string()),
         };
-        match model.and_then(|m| Worker::spawn(m.clone(), self.worker.clone()).map(|w| (m, w))) {
+        let wrap = self.wrap.clone();
+        let runner = move |m: &Arc<WorldModel>| -> Arc<dyn Predictor> {
+            match &wrap {
+                Some(f) => f(m.clone()),
+                None => m.clone(),
+            }
+        };
+        match model.and_then(|m| Worker::spawn(runner(&m), self.worker.clone()).map(|w| (m, w))) {
             Ok((model, worker)) => {
                 app.insert_resource(Foresight { model, worker, requests: Default::default() });
             }
@@ -288,7 +307,11 @@ impl Plugin for WorldModelPlugin {
 fn await_model(mut commands: Commands, pending: Option<Res<PendingModel>>, server: Res<AssetServer>, assets: Res<Assets<WorldModelAsset>>, mut diagnostics: ResMut<ForesightDiagnostics>) {
     let Some(pending) = pending else { return };
     if let Some(asset) = assets.get(&pending.0) {
-        match Worker::spawn(asset.model.clone(), pending.1.clone()) {
+        let runner: Arc<dyn Predictor> = match &pending.2 {
+            Some(f) => f(asset.model.clone()),
+            None => asset.model.clone(),
+        };
+        match Worker::spawn(runner, pending.1.clone()) {
             Ok(worker) => {
                 commands.insert_resource(Foresight { model: asset.model.clone(), worker, requests: Default::default() });
                 diagnostics.unavailable = None;

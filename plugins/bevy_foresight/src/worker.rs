@@ -10,7 +10,20 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, unbounded, Receiver, Sender, TryRecvError, TrySendError};
 use foresight::model::diffusion::SamplerConfig;
-use foresight::world_model::{Prediction, Query, WorldModel};
+use foresight::world_model::{Prediction, Query, WorldModel, WorldModelError};
+
+/// What the worker runs: the world model, or a stand-in wrapped around it (a deliberately slow
+/// model for benchmarks, a failing one for tests).
+pub trait Predictor: Send + Sync + 'static {
+    /// Answers queries in one batched call.
+    fn predict_batch(&self, queries: &[Query], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError>;
+}
+
+impl Predictor for WorldModel {
+    fn predict_batch(&self, queries: &[Query], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError> {
+        WorldModel::predict_batch(self, queries, sampler)
+    }
+}
 
 /// What to do with a request when the queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -155,7 +168,7 @@ pub struct Worker {
 
 impl Worker {
     /// Starts the worker thread with its own rayon pool of `config.threads` threads.
-    pub fn spawn(model: Arc<WorldModel>, config: WorkerConfig) -> Result<Self, String> {
+    pub fn spawn(model: Arc<dyn Predictor>, config: WorkerConfig) -> Result<Self, String> {
         config.sampler.validate()?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads.max(1))
@@ -248,7 +261,7 @@ impl Drop for Worker {
     }
 }
 
-fn run(model: Arc<WorldModel>, pool: rayon::ThreadPool, rx: Receiver<Queued>, out: Sender<Response>, cancelled: Arc<Mutex<HashSet<u64>>>, stats: Arc<Mutex<WorkerStats>>, cfg: WorkerConfig) {
+fn run(model: Arc<dyn Predictor>, pool: rayon::ThreadPool, rx: Receiver<Queued>, out: Sender<Response>, cancelled: Arc<Mutex<HashSet<u64>>>, stats: Arc<Mutex<WorkerStats>>, cfg: WorkerConfig) {
     let fail = |q: &Queued, reason: String, count: &dyn Fn(&mut WorkerStats)| {
         if let Ok(mut s) = stats.lock() {
             s.failed += 1;
@@ -317,7 +330,7 @@ fn run(model: Arc<WorldModel>, pool: rayon::ThreadPool, rx: Receiver<Queued>, ou
             Ok(Err(_)) => {
                 // One bad query must not sink the others: answer them one by one.
                 for q in live {
-                    let one = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| model.predict(&q.req.query, &cfg.sampler))));
+                    let one = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| model.predict_batch(std::slice::from_ref(&q.req.query), &cfg.sampler).map(|mut v| v.remove(0)))));
                     match one {
                         Ok(Ok(p)) => answer(q, p, 1),
                         Ok(Err(e)) => fail(&q, e.to_string(), &|_| {}),
