@@ -324,3 +324,27 @@ fn eval_refuses_training_seeds_and_reports_the_contract_keys() {
     // Copy-last is exact at no motion and the truth locates the squares.
     assert!(report.copy_last.agent_position_error_px.iter().all(|v| v.is_finite()));
 }
+
+/// The shipped checkpoints: small, consistent with their scenes, and deterministic.
+#[test]
+fn shipped_checkpoints_load_predict_and_fit_their_scenes() {
+    for name in ["push", "bounce", "arm"] {
+        let weights = root().join(format!("assets/{name}.safetensors"));
+        assert!(weights.exists(), "{} is not shipped", weights.display());
+        let size = std::fs::metadata(&weights).unwrap().len();
+        assert!(size <= 16 << 20, "{name}: {size} bytes, over 16 MB");
+        let wm = WorldModel::load(&weights).unwrap();
+        let scene = foresight::scene::Scene::load(root().join(format!("scenes/{name}.ron"))).unwrap();
+        assert_eq!(wm.meta.scene, scene.name);
+        assert_eq!(wm.meta.scene_hash, scene.content_hash(), "{name}: the scene changed since the checkpoint was trained");
+        assert_eq!(wm.meta.action_spec.dim, scene.actions.len());
+        let [h, w] = wm.meta.resolution;
+        let bg = scene.background;
+        let frame: Vec<u8> = (0..h * w).flat_map(|_| bg).collect();
+        let q = |seed| Query { context: vec![frame.clone(); 2], past_actions: Some(vec![vec![0.0; scene.actions.len()]]), actions: vec![vec![0.5; scene.actions.len()]; 3], samples: 2, seed };
+        let a = wm.predict(&q(1), &wm.meta.sampler).unwrap();
+        assert_eq!((a.frames.len(), a.frames[0].len(), a.frames[0][0].len()), (2, 3, h * w * 3));
+        assert_eq!(a.frames, wm.predict(&q(1), &wm.meta.sampler).unwrap().frames, "{name}: same seed, same bytes");
+        assert_ne!(a.frames, wm.predict(&q(2), &wm.meta.sampler).unwrap().frames, "{name}: another seed, another future");
+    }
+}
