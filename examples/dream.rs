@@ -12,6 +12,9 @@
 #[path = "common/scene_view.rs"]
 mod scene_view;
 
+#[path = "common/headless.rs"]
+mod headless_app;
+
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +24,7 @@ use anyhow::Context;
 use bevy::prelude::*;
 use bevy_foresight::{ForesightSystems, FuturesPredicted, PredictFutures, PredictionFailed, WorldModelPlugin};
 use clap::Parser;
+use headless_app::Answers;
 use foresight::eval::metrics::{dist, locate};
 use foresight::scene::{Role, Scene};
 use foresight::world_model::WorldModel;
@@ -102,14 +106,6 @@ fn agent_drift(model: &WorldModel, dream: &[u8], truth: &[u8]) -> Option<f32> {
     Some(dist(locate(truth, w, c)?, locate(dream, w, c)?))
 }
 
-#[derive(Resource, Default)]
-struct Answers(Vec<FuturesPredicted>, Vec<PredictionFailed>);
-
-fn collect(mut answers: ResMut<Answers>, mut done: MessageReader<FuturesPredicted>, mut failed: MessageReader<PredictionFailed>) {
-    answers.0.extend(done.read().cloned());
-    answers.1.extend(failed.read().cloned());
-}
-
 fn headless(args: &Args, scene: Arc<Scene>, model: Arc<WorldModel>) -> anyhow::Result<()> {
     let [h, w] = model.meta.resolution;
     let k = model.meta.context;
@@ -117,11 +113,7 @@ fn headless(args: &Args, scene: Arc<Scene>, model: Arc<WorldModel>) -> anyhow::R
     let mut world = SimWorld::new(scene.clone(), args.seed)?;
     // A random driver (smooth noise), as a person mashing keys would be.
     let mut driver = Policy::new(PolicyKind::Random, args.seed, scene.action_dim());
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(WorldModelPlugin::from_model(model.clone()).with_threads(args.threads))
-        .init_resource::<Answers>()
-        .add_systems(Update, collect.after(ForesightSystems::Receive));
+    let mut app = headless_app::app(model.clone(), args.threads);
     let me = app.world_mut().spawn(Name::new("dreamer")).id();
     // The true past to anchor on: K frames of the driver's play.
     let mut truth = vec![oracle.observe(&[&world])?.remove(0)];
@@ -151,10 +143,10 @@ fn headless(args: &Args, scene: Arc<Scene>, model: Arc<WorldModel>) -> anyhow::R
         let frame = loop {
             app.update();
             let mut answers = app.world_mut().resource_mut::<Answers>();
-            if let Some(f) = answers.1.pop() {
+            if let Some(f) = answers.failed.pop() {
                 anyhow::bail!("the model failed: {}", f.reason);
             }
-            if let Some(d) = answers.0.pop() {
+            if let Some(d) = answers.done.pop() {
                 break d.frames[0][0].clone();
             }
             std::thread::sleep(Duration::from_micros(200));

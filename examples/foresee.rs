@@ -9,6 +9,9 @@
 //! future is scored against the physics. The game loop never waits for the model: requests are
 //! answered by the plugin's worker while the simulation goes on.
 
+#[path = "common/headless.rs"]
+mod headless_app;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -18,6 +21,7 @@ use anyhow::Context;
 use bevy::prelude::*;
 use bevy_foresight::{ForesightDiagnostics, ForesightSystems, FuturesPredicted, PredictFutures, PredictionFailed, WorldModelPlugin};
 use clap::Parser;
+use headless_app::Answers;
 use foresight::eval::metrics::{dist, locate};
 use foresight::model::frames::psnr;
 use foresight::scene::{Role, Scene};
@@ -67,17 +71,6 @@ struct Asked {
     truth: Vec<Vec<u8>>,
 }
 
-#[derive(Resource, Default)]
-struct Answers {
-    done: Vec<FuturesPredicted>,
-    failed: Vec<PredictionFailed>,
-}
-
-fn collect(mut answers: ResMut<Answers>, mut done: MessageReader<FuturesPredicted>, mut failed: MessageReader<PredictionFailed>) {
-    answers.done.extend(done.read().cloned());
-    answers.failed.extend(failed.read().cloned());
-}
-
 /// The agent's next `horizon` actions (its policy run on a clone of the world) and the true frames
 /// that follow them.
 fn intend(oracle: &mut Oracle, world: &SimWorld, policy: &Policy, horizon: usize) -> anyhow::Result<(Vec<Vec<f32>>, Vec<Vec<u8>>)> {
@@ -98,11 +91,7 @@ fn headless(args: &Args, scene: Arc<Scene>, model: Arc<WorldModel>) -> anyhow::R
     let mut oracle = Oracle::new(scene.clone(), 1)?;
     let mut world = SimWorld::new(scene.clone(), args.seed)?;
     let mut policy = Policy::new(PolicyKind::Scripted, args.seed, scene.action_dim());
-    let mut app = App::new();
-    app.add_plugins(MinimalPlugins)
-        .add_plugins(WorldModelPlugin::from_model(model.clone()).with_threads(args.threads))
-        .init_resource::<Answers>()
-        .add_systems(Update, collect.after(ForesightSystems::Receive));
+    let mut app = headless_app::app(model.clone(), args.threads);
     let agent = app.world_mut().spawn(Name::new("agent")).id();
     let mut frames = vec![oracle.observe(&[&world])?.remove(0)];
     let mut actions: Vec<Vec<f32>> = Vec::new();
