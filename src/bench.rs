@@ -79,7 +79,7 @@ pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
         ])
     };
     let fwd = |x: &[Tensor]| {
-        wm.dit.forward(&DitInput { noisy: &x[0], context: &x[1], context_mask: &x[2], tau: &x[3], context_noise: &x[4], actions: &x[5], action_mask: &x[2], drop_actions: &x[4] })
+        wm.dit.forward(&DitInput { noisy: &x[0], context: &x[1], context_mask: &x[2], tau: &x[3], context_noise: &x[4], actions: &x[5], action_mask: &x[2], drop_actions: &x[4], extras: None })
     };
     let x64 = inputs(64)?;
     let t_fwd = best_of(3, || {

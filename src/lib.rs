@@ -23,6 +23,7 @@ pub mod camera;
 pub mod data;
 pub mod env;
 pub mod eval;
+pub mod generate;
 pub mod media;
 pub mod model;
 pub mod plan;

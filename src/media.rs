@@ -112,3 +112,78 @@ pub fn write_comparison(out: &Path, truth: &[&[u8]], samples: &[Vec<Vec<u8>>], h
     write_png_grid(&png, &rows, h, w, 2)?;
     Ok(png)
 }
+
+/// Resizes an RGB frame (Catmull-Rom filter).
+pub fn resize(frame: &[u8], h: usize, w: usize, to_h: usize, to_w: usize) -> Vec<u8> {
+    match RgbImage::from_raw(w as u32, h as u32, frame.to_vec()) {
+        Some(img) => image::imageops::resize(&img, to_w as u32, to_h as u32, image::imageops::FilterType::CatmullRom).into_raw(),
+        None => vec![0; to_h * to_w * 3],
+    }
+}
+
+/// Reads an image that must be `[h, w]`: another size is an error naming both sizes, unless
+/// `resize_to_fit`, which resizes it.
+pub fn read_frame_sized(path: &Path, size: [usize; 2], resize_to_fit: bool) -> Result<Vec<u8>, DataError> {
+    let (f, h, w) = read_image(path)?;
+    if [h, w] == size {
+        return Ok(f);
+    }
+    if !resize_to_fit {
+        return Err(DataError::Invalid(format!("{}: the image is {h}x{w}; the model takes {}x{} (pass --resize to resize it)", path.display(), size[0], size[1])));
+    }
+    Ok(resize(&f, h, w, size[0], size[1]))
+}
+
+/// Reads a video folder: its `frame_*.png` files in name order (or, if there are none, every
+/// `.png` in it), all of one size. Returns the frames and `(height, width)`.
+pub fn read_video(dir: &Path) -> Result<(Vec<Vec<u8>>, usize, usize), DataError> {
+    let io = |source| DataError::Io { path: dir.to_owned(), source };
+    let mut all: Vec<std::path::PathBuf> = std::fs::read_dir(dir).map_err(io)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x.eq_ignore_ascii_case("png"))).collect();
+    all.sort();
+    let named: Vec<_> = all.iter().filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("frame_"))).cloned().collect();
+    let files = if named.is_empty() { all } else { named };
+    if files.is_empty() {
+        return Err(DataError::Invalid(format!("{}: no PNG frames in the folder", dir.display())));
+    }
+    let mut frames = Vec::new();
+    let mut size = None;
+    for p in &files {
+        let (f, h, w) = read_image(p)?;
+        match size {
+            None => size = Some((h, w)),
+            Some(s) if s != (h, w) => return Err(DataError::Invalid(format!("{}: {h}x{w}, but the video's first frame is {}x{}", p.display(), s.0, s.1))),
+            _ => {}
+        }
+        frames.push(f);
+    }
+    let (h, w) = size.unwrap_or((0, 0));
+    Ok((frames, h, w))
+}
+
+/// Writes frames as `dir/frame_0000.png`, ... (a video folder [`read_video`] reads back).
+pub fn write_video(dir: &Path, frames: &[&[u8]], h: usize, w: usize) -> Result<(), DataError> {
+    std::fs::create_dir_all(dir).map_err(|source| DataError::Io { path: dir.to_owned(), source })?;
+    for (i, f) in frames.iter().enumerate() {
+        write_png(&dir.join(format!("frame_{i:04}.png")), f, h, w)?;
+    }
+    Ok(())
+}
+
+/// Actions from a JSON-lines file, one `{"action": [..]}` per line (blank lines skipped);
+/// errors name the file and line.
+pub fn read_action_lines(path: &Path) -> Result<Vec<Vec<f32>>, DataError> {
+    #[derive(serde::Deserialize)]
+    struct Line {
+        action: Vec<f32>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| DataError::Io { path: path.to_owned(), source })?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let a: Line = serde_json::from_str(line).map_err(|e| DataError::Invalid(format!("{}:{}: expected {{\"action\": [..]}}: {e}", path.display(), i + 1)))?;
+        out.push(a.action);
+    }
+    if out.is_empty() {
+        return Err(DataError::Invalid(format!("{}: no actions", path.display())));
+    }
+    Ok(out)
+}

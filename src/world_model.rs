@@ -11,7 +11,10 @@ use candle_nn::{VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{ActionSpec, BodyInfo};
-use crate::model::diffusion::{sample, seeded_noise, Conditioning, SamplerConfig};
+use crate::data::events::CLIP_STEPS;
+use crate::model::diffusion::{sample_from, seeded_noise, Conditioning, SamplerConfig};
+use crate::model::dit::{DitExtras, ANCHOR_RANGE};
+use crate::model::text::Tokens;
 use crate::model::dit::{Dit, DitConfig};
 use crate::model::frames::{frames_to_tensor, tensor_to_frames};
 use crate::model::{Autoencoder, AutoencoderConfig};
@@ -258,91 +261,190 @@ impl WorldModel {
     /// Rolls queries forward in latent space from their encoded context (`starts[i]`:
     /// `(k_i, C, h, w)` normalised latents). Returns per query `(samples, H, C, h, w)`.
     pub fn rollout_latent(&self, queries: &[Query], starts: &[Tensor], sampler: &SamplerConfig) -> Result<Vec<Tensor>, WorldModelError> {
+        let mut streams = Vec::new();
+        for (q, z) in queries.iter().zip(starts) {
+            let past = match &q.past_actions {
+                Some(p) => Some(p.iter().map(|a| self.normalise_action(a)).collect::<Result<Vec<_>, _>>()?),
+                None => None,
+            };
+            let actions = q.actions.iter().map(|a| self.normalise_action(a)).collect::<Result<Vec<_>, _>>()?;
+            let plan = StreamPlan { steps: q.actions.len(), actions: Some(actions), ..StreamPlan::default() };
+            streams.push((self.stream_start(z, past)?, plan, q.samples, q.seed));
+        }
+        self.run_streams(&streams, sampler)
+    }
+
+    /// A stream's starting window: context latents `(k, C, h, w)` and the actions between them.
+    pub(crate) fn stream_start(&self, z: &Tensor, past: Option<Vec<Vec<f32>>>) -> Result<StreamStart, WorldModelError> {
+        let cells: usize = self.meta.dit.latent.iter().product();
+        let z: Vec<f32> = z.flatten_all()?.to_vec1()?;
+        let n = z.len() / cells;
+        Ok(StreamStart {
+            frames: (0..n).map(|i| z[i * cells..(i + 1) * cells].to_vec()).collect(),
+            acts: match past {
+                Some(p) => p.into_iter().map(Some).collect(),
+                None => vec![None; n.saturating_sub(1)],
+            },
+        })
+    }
+
+    /// The sampling engine: every sample of every stream advances one step per batched call,
+    /// each with its own window, actions (or none), caption, direction, anchor and SDEdit input.
+    /// Returns per stream `(samples, steps, C, h, w)`.
+    pub(crate) fn run_streams(&self, streams: &[(StreamStart, StreamPlan, usize, u64)], sampler: &SamplerConfig) -> Result<Vec<Tensor>, WorldModelError> {
         let k = self.meta.context;
         let a_dim = self.meta.action_spec.dim;
         let [lc, lh, lw] = self.meta.dit.latent;
         let cells = lc * lh * lw;
-        // One row per (query, sample): a window of latents and actions (None = missing).
+        let dev = &self.device;
         struct Row {
-            q: usize,
-            frames: Vec<Option<Vec<f32>>>,
+            stream: usize,
+            frames: Vec<Vec<f32>>,
             acts: Vec<Option<Vec<f32>>>,
             rng: Rng,
             out: Vec<Vec<f32>>,
         }
         let mut rows = Vec::new();
-        for (qi, (q, z)) in queries.iter().zip(starts).enumerate() {
-            let z: Vec<f32> = z.flatten_all()?.to_vec1()?;
-            let n = z.len() / cells;
-            let past: Vec<Option<Vec<f32>>> = match &q.past_actions {
-                Some(p) => p.iter().map(|a| self.normalise_action(a).map(Some)).collect::<Result<_, _>>()?,
-                None => vec![None; n.saturating_sub(1)],
-            };
-            for s in 0..q.samples {
-                rows.push(Row {
-                    q: qi,
-                    frames: (0..n).map(|i| Some(z[i * cells..(i + 1) * cells].to_vec())).collect(),
-                    acts: past.clone(),
-                    rng: Rng::new(q.seed ^ crate::rng::mix64(s as u64 + 1)),
-                    out: Vec::new(),
-                });
+        for (si, (start, _, samples, seed)) in streams.iter().enumerate() {
+            for s in 0..*samples {
+                rows.push(Row { stream: si, frames: start.frames.clone(), acts: start.acts.clone(), rng: Rng::new(seed ^ crate::rng::mix64(s as u64 + 1)), out: Vec::new() });
             }
         }
-        let horizon = queries.iter().map(|q| q.actions.len()).max().unwrap_or(0);
-        let normalised: Vec<Vec<Vec<f32>>> = queries.iter().map(|q| q.actions.iter().map(|a| self.normalise_action(a)).collect::<Result<_, _>>()).collect::<Result<_, _>>()?;
+        let horizon = streams.iter().map(|s| s.1.steps).max().unwrap_or(0);
         for t in 0..horizon {
-            let active: Vec<usize> = (0..rows.len()).filter(|&r| t < queries[rows[r].q].actions.len()).collect();
-            let b = active.len();
-            let mut ctx = vec![0f32; b * k * cells];
-            let mut cmask = vec![0f32; b * k];
-            let mut acts = vec![0f32; b * k * a_dim];
-            let mut amask = vec![0f32; b * k];
-            let mut noise = Vec::with_capacity(b * cells);
-            for (i, &r) in active.iter().enumerate() {
-                let row = &mut rows[r];
-                row.acts.push(Some(normalised[row.q][t].clone()));
-                // Right-align the last K frames and the actions that follow them.
-                let nf = row.frames.len();
-                for j in 0..k.min(nf) {
-                    let slot = k - 1 - j;
-                    if let Some(f) = &row.frames[nf - 1 - j] {
-                        ctx[(i * k + slot) * cells..(i * k + slot + 1) * cells].copy_from_slice(f);
+            let active: Vec<usize> = (0..rows.len()).filter(|&r| t < streams[rows[r].stream].1.steps).collect();
+            // One batched call per SDEdit strength (1 for plain generation).
+            let mut groups: Vec<(f32, Vec<usize>)> = Vec::new();
+            for &r in &active {
+                let s = streams[rows[r].stream].1.edit.as_ref().map_or(1.0, |e| e.1);
+                match groups.iter_mut().find(|g| g.0 == s) {
+                    Some(g) => g.1.push(r),
+                    None => groups.push((s, vec![r])),
+                }
+            }
+            for (strength, members) in groups {
+                let b = members.len();
+                let mut ctx = vec![0f32; b * k * cells];
+                let mut cmask = vec![0f32; b * k];
+                let mut acts = vec![0f32; b * k * a_dim];
+                let mut amask = vec![0f32; b * k];
+                let mut drop = vec![0f32; b];
+                let mut start = Vec::with_capacity(b * cells);
+                let mut tokens: Vec<Option<&Tokens>> = vec![None; b];
+                let (mut keep, mut progress, mut reverse) = (vec![0f32; b], vec![0f32; b], vec![0f32; b]);
+                let (mut anchor, mut anchor_mask, mut anchor_dist) = (vec![0f32; b * cells], vec![0f32; b], vec![0f32; b]);
+                let mut extras = false;
+                for (i, &r) in members.iter().enumerate() {
+                    let plan = &streams[rows[r].stream].1;
+                    let row = &mut rows[r];
+                    row.acts.push(plan.actions.as_ref().map(|a| a[t].clone()));
+                    drop[i] = plan.actions.is_none() as u8 as f32;
+                    // Right-align the last K frames and the actions that follow them.
+                    let nf = row.frames.len();
+                    for j in 0..k.min(nf) {
+                        let slot = k - 1 - j;
+                        ctx[(i * k + slot) * cells..(i * k + slot + 1) * cells].copy_from_slice(&row.frames[nf - 1 - j]);
                         cmask[i * k + slot] = 1.0;
+                        if let Some(Some(a)) = row.acts.get(nf - 1 - j) {
+                            acts[(i * k + slot) * a_dim..(i * k + slot + 1) * a_dim].copy_from_slice(a);
+                            amask[i * k + slot] = 1.0;
+                        }
                     }
-                    if let Some(Some(a)) = row.acts.get(nf - 1 - j) {
-                        acts[(i * k + slot) * a_dim..(i * k + slot + 1) * a_dim].copy_from_slice(a);
-                        amask[i * k + slot] = 1.0;
+                    let noise = seeded_noise(&mut row.rng, &[cells], dev)?.to_vec1::<f32>()?;
+                    match &plan.edit {
+                        // SDEdit: the input's change from the window's last frame, noised to `s`.
+                        Some((input, s)) => {
+                            let last = &row.frames[nf - 1];
+                            start.extend((0..cells).map(|c| (1.0 - s) * (input[t][c] - last[c]) / self.meta.delta_scale + s * noise[c]));
+                        }
+                        None => start.extend(noise.iter().map(|n| n * sampler.temperature)),
+                    }
+                    if let Some(tk) = &plan.text {
+                        tokens[i] = Some(tk);
+                        keep[i] = 1.0;
+                        progress[i] = ((t + 1).min(CLIP_STEPS)) as f32 / CLIP_STEPS as f32;
+                        extras = true;
+                    }
+                    if plan.reverse {
+                        reverse[i] = 1.0;
+                        extras = true;
+                    }
+                    if let Some(a) = &plan.anchor {
+                        anchor[i * cells..(i + 1) * cells].copy_from_slice(a);
+                        anchor_mask[i] = 1.0;
+                        anchor_dist[i] = (plan.steps - t) as f32 / ANCHOR_RANGE;
+                        extras = true;
                     }
                 }
-                noise.extend(seeded_noise(&mut row.rng, &[cells], &self.device)?.to_vec1::<f32>()?);
-            }
-            let dev = &self.device;
-            let context = Tensor::from_vec(ctx, (b, k, lc, lh, lw), dev)?;
-            let cond = Conditioning {
-                context: &context,
-                context_mask: &Tensor::from_vec(cmask, (b, k), dev)?,
-                actions: &Tensor::from_vec(acts, (b, k, a_dim), dev)?,
-                action_mask: &Tensor::from_vec(amask, (b, k), dev)?,
-            };
-            let delta = sample(&self.dit, &cond, &Tensor::from_vec(noise, (b, lc, lh, lw), dev)?, sampler)?;
-            let last = context.narrow(1, k - 1, 1)?.squeeze(1)?;
-            let next: Vec<f32> = (last + (delta * self.meta.delta_scale as f64)?)?.flatten_all()?.to_vec1()?;
-            for (i, &r) in active.iter().enumerate() {
-                let z = next[i * cells..(i + 1) * cells].to_vec();
-                rows[r].frames.push(Some(z.clone()));
-                rows[r].out.push(z);
+                let context = Tensor::from_vec(ctx, (b, k, lc, lh, lw), dev)?;
+                let v = |x: Vec<f32>| Tensor::from_vec(x, b, dev);
+                let text = match (&self.meta.dit.text, tokens.iter().any(|t| t.is_some())) {
+                    (Some(tc), true) => Some(crate::model::text::stack(&tokens, tc, dev)?),
+                    _ => None,
+                };
+                let (keep, progress, reverse) = (v(keep)?, v(progress)?, v(reverse)?);
+                let (anchor, anchor_mask, anchor_dist) = (Tensor::from_vec(anchor, (b, lc, lh, lw), dev)?, v(anchor_mask)?, v(anchor_dist)?);
+                let cond = Conditioning {
+                    context: &context,
+                    context_mask: &Tensor::from_vec(cmask, (b, k), dev)?,
+                    actions: &Tensor::from_vec(acts, (b, k, a_dim), dev)?,
+                    action_mask: &Tensor::from_vec(amask, (b, k), dev)?,
+                    drop_actions: &v(drop)?,
+                    extras: extras.then(|| DitExtras {
+                        text: text.as_ref().map(|(w, m)| (w, m)),
+                        text_keep: &keep,
+                        progress: &progress,
+                        reverse: &reverse,
+                        anchor: &anchor,
+                        anchor_mask: &anchor_mask,
+                        anchor_dist: &anchor_dist,
+                    }),
+                };
+                let start = Tensor::from_vec(start, (b, lc, lh, lw), dev)?;
+                let delta = sample_from(&self.dit, &cond, &start, strength, sampler)?;
+                let last = context.narrow(1, k - 1, 1)?.squeeze(1)?;
+                let next: Vec<f32> = (last + (delta * self.meta.delta_scale as f64)?)?.flatten_all()?.to_vec1()?;
+                for (i, &r) in members.iter().enumerate() {
+                    let z = next[i * cells..(i + 1) * cells].to_vec();
+                    rows[r].frames.push(z.clone());
+                    rows[r].out.push(z);
+                }
             }
         }
         let mut out = Vec::new();
-        for (qi, q) in queries.iter().enumerate() {
+        for (si, (_, plan, samples, _)) in streams.iter().enumerate() {
             let mut flat = Vec::new();
-            for row in rows.iter().filter(|r| r.q == qi) {
+            for row in rows.iter().filter(|r| r.stream == si) {
                 for z in &row.out {
                     flat.extend_from_slice(z);
                 }
             }
-            out.push(Tensor::from_vec(flat, (q.samples, q.actions.len(), lc, lh, lw), &self.device)?);
+            out.push(Tensor::from_vec(flat, (*samples, plan.steps, lc, lh, lw), dev)?);
         }
         Ok(out)
     }
+}
+
+/// Where a stream starts: its window of latents and the actions between them.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamStart {
+    pub(crate) frames: Vec<Vec<f32>>,
+    pub(crate) acts: Vec<Option<Vec<f32>>>,
+}
+
+/// How a stream is generated.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct StreamPlan {
+    /// Frames to generate.
+    pub(crate) steps: usize,
+    /// Normalised actions, one per step (None: unconditioned on actions).
+    pub(crate) actions: Option<Vec<Vec<f32>>>,
+    /// Caption.
+    pub(crate) text: Option<Tokens>,
+    /// The window runs backwards in time.
+    pub(crate) reverse: bool,
+    /// A latent the stream must arrive at one step after its last frame.
+    pub(crate) anchor: Option<Vec<f32>>,
+    /// SDEdit: latents to regenerate (one per step) and the strength.
+    pub(crate) edit: Option<(Vec<Vec<f32>>, f32)>,
 }

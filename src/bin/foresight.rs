@@ -12,6 +12,74 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// Flags shared by the generation commands.
+#[derive(clap::Args)]
+struct GenArgs {
+    /// The checkpoint's .safetensors file.
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Output folder: frame_NNNN.png (the video), NAME.gif, strip.png.
+    #[arg(long)]
+    out: PathBuf,
+    /// A caption of what should happen (the checkpoint must have been trained with text).
+    #[arg(long)]
+    text: Option<String>,
+    /// Actions, one JSON line `{"action": [..]}` per generated frame.
+    #[arg(long)]
+    actions: Option<PathBuf>,
+    /// Different futures to draw (several also give a per-pixel spread map).
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
+    /// Noise seed: the same seed, the same video.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Classifier-free guidance scale on the caption (1: none).
+    #[arg(long, default_value_t = 3.0)]
+    text_guidance: f32,
+    /// Sampler steps (default: the checkpoint's).
+    #[arg(long)]
+    steps: Option<usize>,
+}
+
+impl GenArgs {
+    fn load(&self) -> anyhow::Result<(foresight::world_model::WorldModel, foresight::model::diffusion::SamplerConfig, Option<Vec<Vec<f32>>>)> {
+        let wm = foresight::world_model::WorldModel::load(&self.checkpoint)?;
+        let mut sampler = wm.meta.sampler;
+        sampler.text_guidance = self.text_guidance;
+        if let Some(s) = self.steps {
+            sampler.steps = s;
+        }
+        if let Some(t) = &self.text {
+            wm.tokenize(t).map_err(|e| anyhow::anyhow!("--text: {e}"))?;
+        }
+        let actions = match &self.actions {
+            Some(p) => Some(foresight::media::read_action_lines(p)?),
+            None => None,
+        };
+        Ok((wm, sampler, actions))
+    }
+}
+
+fn read_video_for(wm: &foresight::world_model::WorldModel, dir: &std::path::Path) -> anyhow::Result<Vec<Vec<u8>>> {
+    let (frames, h, w) = foresight::media::read_video(dir)?;
+    let [mh, mw] = wm.meta.resolution;
+    anyhow::ensure!((h, w) == (mh, mw), "{}: frames are {h}x{w}; the model takes {mh}x{mw}", dir.display());
+    Ok(frames)
+}
+
+fn finish_generation(wm: &foresight::world_model::WorldModel, a: &GenArgs, name: &str, out: &foresight::generate::VideoOutputs, g: &foresight::generate::Generated, secs: f64) -> anyhow::Result<()> {
+    let [h, w] = wm.meta.resolution;
+    let (gif, strip) = foresight::generate::write_outputs(&a.out, name, out, &g.frames, h, w)?;
+    let n: usize = g.frames.iter().map(|s| s.len()).sum();
+    println!("{n} frames generated in {secs:.2} s ({:.1} frames/s); wrote {}, {} and {}/frame_*.png", n as f64 / secs.max(1e-9), gif.display(), strip.display(), a.out.display());
+    if g.frames.len() > 1 {
+        let last = g.frames[0].len() - 1;
+        let spread = foresight::generate::spread_map(&g.frames.iter().map(|s| s[last].as_slice()).collect::<Vec<_>>());
+        println!("mean per-pixel spread over {} samples at the last frame: {:.2} (0-255)", g.frames.len(), spread.iter().sum::<f32>() / spread.len().max(1) as f32);
+    }
+    Ok(())
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Turn a folder of episodes (PNG frames + actions.jsonl) into a dataset.
@@ -45,11 +113,65 @@ enum Cmd {
         #[arg(long)]
         single: Option<usize>,
     },
+    /// A video from one image, steered by actions and/or a caption.
+    Generate {
+        #[command(flatten)]
+        common: GenArgs,
+        /// The start image (PNG or any format `image` reads).
+        #[arg(long)]
+        from_image: PathBuf,
+        /// Resize an image of another size to the model's resolution (otherwise an error).
+        #[arg(long)]
+        resize: bool,
+        /// Frames to generate (default: the number of actions, else 16).
+        #[arg(long)]
+        frames: Option<usize>,
+    },
+    /// Video to video (SDEdit): noise a video to a strength and regenerate it under new actions
+    /// and/or a new caption. The first frame is kept as the starting point.
+    Edit {
+        #[command(flatten)]
+        common: GenArgs,
+        /// The input video: a folder of PNG frames (`frame_*.png`, or every `.png` in name order).
+        #[arg(long)]
+        video: PathBuf,
+        /// 0 returns the input; 1 ignores it.
+        #[arg(long)]
+        strength: f32,
+    },
+    /// A transition that starts as video A ends and ends where video B starts.
+    Interpolate {
+        #[command(flatten)]
+        common: GenArgs,
+        /// First video (a folder of PNG frames).
+        #[arg(long)]
+        a: PathBuf,
+        /// Second video.
+        #[arg(long)]
+        b: PathBuf,
+        /// Frames of the transition.
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+    },
+    /// Extend a video forwards or backwards in time.
+    Extend {
+        #[command(flatten)]
+        common: GenArgs,
+        /// The video (a folder of PNG frames).
+        #[arg(long)]
+        video: PathBuf,
+        /// Frames to add.
+        #[arg(long, default_value_t = 16)]
+        frames: usize,
+        /// Add them before the first frame instead of after the last.
+        #[arg(long)]
+        backward: bool,
+    },
     /// Train the world model: stage 1 the autoencoder (then frozen), stage 2 the dynamics.
     Train {
-        /// Dataset directory.
-        #[arg(long)]
-        data: PathBuf,
+        /// Dataset directory; repeat the flag to train on several datasets of one scene.
+        #[arg(long, required = true)]
+        data: Vec<PathBuf>,
         /// Training recipe (JSON; see configs/).
         #[arg(long)]
         config: PathBuf,
@@ -279,6 +401,43 @@ fn main() -> anyhow::Result<()> {
             let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
             println!("wrote {} ({:.1} MB, {:?}); largest latent change from rounding {err:.2e}", out.display(), size as f64 / 1e6, dtype);
         }
+        Cmd::Generate { common: a, from_image, resize, frames } => {
+            let (wm, sampler, actions) = a.load()?;
+            let img = foresight::media::read_frame_sized(&from_image, wm.meta.resolution, resize)?;
+            let horizon = frames.or(actions.as_ref().map(|x| x.len())).unwrap_or(16);
+            let t0 = std::time::Instant::now();
+            let g = wm.image_to_video(&img, actions, a.text.as_deref(), horizon, a.samples, a.seed, &sampler)?;
+            let out = foresight::generate::VideoOutputs { before: vec![&img], after: vec![], reference: vec![] };
+            finish_generation(&wm, &a, "generate", &out, &g, t0.elapsed().as_secs_f64())?;
+        }
+        Cmd::Edit { common: a, video, strength } => {
+            let (wm, sampler, actions) = a.load()?;
+            let frames = read_video_for(&wm, &video)?;
+            let t0 = std::time::Instant::now();
+            let g = wm.edit_video(&frames, strength, actions, a.text.as_deref(), a.samples, a.seed, &sampler)?;
+            let reference: Vec<&[u8]> = frames[1..].iter().map(|f| f.as_slice()).collect();
+            let out = foresight::generate::VideoOutputs { before: vec![&frames[0]], after: vec![], reference };
+            finish_generation(&wm, &a, "edit", &out, &g, t0.elapsed().as_secs_f64())?;
+            let d: Vec<f64> = g.frames.iter().map(|s| s.iter().zip(&frames[1..]).map(|(x, y)| foresight::eval::metrics::mean_abs_diff(x, y)).sum::<f64>() / s.len() as f64).collect();
+            println!("mean absolute difference from the input (0-255): {}", d.iter().map(|v| format!("{v:.2}")).collect::<Vec<_>>().join(" "));
+        }
+        Cmd::Interpolate { common: a, a: va, b: vb, frames } => {
+            let (wm, sampler, _) = a.load()?;
+            let (fa, fb) = (read_video_for(&wm, &va)?, read_video_for(&wm, &vb)?);
+            let t0 = std::time::Instant::now();
+            let g = wm.interpolate(&fa, &fb, frames, a.samples, a.seed, &sampler)?;
+            let out = foresight::generate::VideoOutputs { before: fa.iter().map(|f| f.as_slice()).collect(), after: fb.iter().map(|f| f.as_slice()).collect(), reference: vec![] };
+            finish_generation(&wm, &a, "interpolate", &out, &g, t0.elapsed().as_secs_f64())?;
+        }
+        Cmd::Extend { common: a, video, frames, backward } => {
+            let (wm, sampler, actions) = a.load()?;
+            let v = read_video_for(&wm, &video)?;
+            let t0 = std::time::Instant::now();
+            let g = wm.extend(&v, frames, backward, actions, a.text.as_deref(), a.samples, a.seed, &sampler)?;
+            let refs: Vec<&[u8]> = v.iter().map(|f| f.as_slice()).collect();
+            let out = if backward { foresight::generate::VideoOutputs { before: vec![], after: refs, reference: vec![] } } else { foresight::generate::VideoOutputs { before: refs, after: vec![], reference: vec![] } };
+            finish_generation(&wm, &a, "extend", &out, &g, t0.elapsed().as_secs_f64())?;
+        }
         Cmd::Inspect { data } => {
             let mut ds = foresight::data::Dataset::open(&data)?;
             let m = ds.manifest.clone();
@@ -296,7 +455,7 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn train(data: &std::path::Path, config: &std::path::Path, out: &std::path::Path, resume: bool, stop_after: Option<u64>, init: Option<&std::path::Path>, command: String) -> anyhow::Result<()> {
+fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resume: bool, stop_after: Option<u64>, init: Option<&std::path::Path>, command: String) -> anyhow::Result<()> {
     use foresight::train::autoencoder::{train_autoencoder, StageState};
     use foresight::train::dynamics::{train_dynamics, DynamicsJob, StageEnd};
     use foresight::train::{checkpoint, data::FramePool, TrainConfig};
@@ -309,9 +468,11 @@ fn train(data: &std::path::Path, config: &std::path::Path, out: &std::path::Path
         anyhow::bail!("{} already holds a training run; pass --resume to continue it or choose another --out", out.display());
     }
     checkpoint::save_json(&out.join("config.json"), &cfg)?;
-    let mut ds = foresight::data::Dataset::open(data)?;
-    let pool = FramePool::load(&mut ds, cfg.val_fraction)?;
-    println!("{}: {} training episodes ({} frames), {} held out", data.display(), pool.train.len(), pool.train_len(), pool.val.len());
+    let mut sets = data.iter().map(foresight::data::Dataset::open).collect::<Result<Vec<_>, _>>()?;
+    let pool = FramePool::load_many(&mut sets, cfg.val_fraction)?;
+    let names: Vec<String> = data.iter().map(|d| d.display().to_string()).collect();
+    println!("{}: {} training episodes ({} frames), {} held out", names.join(" + "), pool.train.len(), pool.train_len(), pool.val.len());
+    let ds = &sets[0];
     let tty = std::io::stderr().is_terminal();
     // A progress bar on a terminal; a line per validation in logs.
     let make_bar = |name: &str, steps: u64| {

@@ -63,3 +63,78 @@ pub fn locate(frame: &[u8], w: usize, colour: [u8; 3]) -> Option<[f32; 2]> {
 pub fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
     ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
 }
+
+/// Connected blobs (4-neighbour) of pixels within [`COLOUR_TOLERANCE`] of `colour`, each of at
+/// least [`MIN_PIXELS`]: centroid `(x, y)` and size, largest first.
+pub fn blobs(frame: &[u8], w: usize, colour: [u8; 3]) -> Vec<([f32; 2], usize)> {
+    let n = frame.len() / 3;
+    let h = n / w.max(1);
+    let hit: Vec<bool> = frame.chunks_exact(3).map(|p| (0..3).all(|c| (p[c] as i32 - colour[c] as i32).abs() <= COLOUR_TOLERANCE)).collect();
+    let mut seen = vec![false; n];
+    let mut out = Vec::new();
+    for s in 0..n {
+        if !hit[s] || seen[s] {
+            continue;
+        }
+        let (mut stack, mut sx, mut sy, mut count) = (vec![s], 0f64, 0f64, 0usize);
+        seen[s] = true;
+        while let Some(i) = stack.pop() {
+            let (x, y) = (i % w, i / w);
+            sx += x as f64;
+            sy += y as f64;
+            count += 1;
+            let mut push = |j: usize| {
+                if hit[j] && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            };
+            if x > 0 {
+                push(i - 1);
+            }
+            if x + 1 < w {
+                push(i + 1);
+            }
+            if y > 0 {
+                push(i - w);
+            }
+            if y + 1 < h {
+                push(i + w);
+            }
+        }
+        if count >= MIN_PIXELS {
+            out.push(([(sx / count as f64) as f32, (sy / count as f64) as f32], count));
+        }
+    }
+    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out
+}
+
+/// How well a sequence of frames shows each body as one blob on a continuous path: the fraction
+/// of (frame, body) pairs where the body is exactly one blob within `max_jump` px of where it
+/// was in the previous frame (`start`: positions before the first frame; `None` entries skip
+/// the jump test).
+pub fn path_score(frames: &[&[u8]], w: usize, colours: &[[u8; 3]], start: &[Option<[f32; 2]>], max_jump: f32) -> f64 {
+    let mut prev: Vec<Option<[f32; 2]>> = start.to_vec();
+    let (mut good, mut total) = (0usize, 0usize);
+    for f in frames {
+        for (b, &c) in colours.iter().enumerate() {
+            total += 1;
+            let found = blobs(f, w, c);
+            let ok = found.len() == 1 && prev.get(b).copied().flatten().is_none_or(|p| dist(p, found[0].0) <= max_jump);
+            good += ok as usize;
+            prev[b] = found.first().map(|x| x.0);
+        }
+    }
+    if total == 0 {
+        0.0
+    } else {
+        good as f64 / total as f64
+    }
+}
+
+/// Mean absolute difference of two frames, per byte (0-255).
+pub fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    let n = a.len().min(b.len()).max(1);
+    a.iter().zip(b).map(|(x, y)| x.abs_diff(*y) as f64).sum::<f64>() / n as f64
+}

@@ -5,7 +5,7 @@
 use candle_core::{Device, Result, Tensor};
 use serde::{Deserialize, Serialize};
 
-use super::dit::{Dit, DitInput};
+use super::dit::{Dit, DitExtras, DitInput};
 use crate::rng::Rng;
 
 /// How futures are drawn.
@@ -20,11 +20,18 @@ pub struct SamplerConfig {
     pub context_noise: f32,
     /// Classifier-free guidance weight on the actions (1 is off: one pass per step).
     pub guidance: f32,
+    /// Classifier-free guidance weight on the caption (1 is off; used only with a caption).
+    #[serde(default = "one")]
+    pub text_guidance: f32,
+}
+
+fn one() -> f32 {
+    1.0
 }
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig { steps: 2, temperature: 1.0, context_noise: 0.05, guidance: 1.0 }
+        SamplerConfig { steps: 2, temperature: 1.0, context_noise: 0.05, guidance: 1.0, text_guidance: 1.0 }
     }
 }
 
@@ -34,7 +41,7 @@ impl SamplerConfig {
         if !(1..=8).contains(&self.steps) {
             return Err(format!("sampler steps {} must be in 1..=8", self.steps));
         }
-        for (name, v) in [("temperature", self.temperature), ("context_noise", self.context_noise), ("guidance", self.guidance)] {
+        for (name, v) in [("temperature", self.temperature), ("context_noise", self.context_noise), ("guidance", self.guidance), ("text_guidance", self.text_guidance)] {
             if !(v.is_finite() && v >= 0.0) {
                 return Err(format!("sampler {name} {v} must be a finite number >= 0"));
             }
@@ -60,23 +67,36 @@ pub struct Conditioning<'a> {
     pub actions: &'a Tensor,
     /// `(B, K)` presence of actions.
     pub action_mask: &'a Tensor,
+    /// `(B)`: 1 where the actions are left out (unconditioned on actions).
+    pub drop_actions: &'a Tensor,
+    /// Caption, direction, anchor.
+    pub extras: Option<DitExtras<'a>>,
 }
 
 /// Draws the clean target from `noise` (B, C, H, W) with the few-step Euler sampler.
 pub fn sample(dit: &Dit, cond: &Conditioning, noise: &Tensor, cfg: &SamplerConfig) -> Result<Tensor> {
-    let b = noise.dim(0)?;
-    let dev = noise.device();
+    sample_from(dit, cond, &(noise * cfg.temperature as f64)?, 1.0, cfg)
+}
+
+/// Integrates from `z` at noise level `tau_start` (1: pure noise; less: SDEdit, `z` holds the
+/// noised input) down to 0, with `ceil(steps · tau_start)` Euler steps.
+pub fn sample_from(dit: &Dit, cond: &Conditioning, z: &Tensor, tau_start: f32, cfg: &SamplerConfig) -> Result<Tensor> {
+    let b = z.dim(0)?;
+    let dev = z.device();
     let full = |v: f32| Tensor::full(v, b, dev);
     let ctx_noise = full(cfg.context_noise)?;
-    let keep = full(0.0)?;
     let drop = full(1.0)?;
-    let mut z = (noise * cfg.temperature as f64)?;
+    let no_text = full(0.0)?;
+    let mut z = z.clone();
     let mut x = z.zeros_like()?;
-    for i in 0..cfg.steps {
-        let tau = 1.0 - i as f32 / cfg.steps as f32;
-        let tau_next = 1.0 - (i + 1) as f32 / cfg.steps as f32;
+    let tau_start = tau_start.clamp(0.0, 1.0);
+    let steps = ((cfg.steps as f32 * tau_start).ceil() as usize).max(1);
+    let with_text = cond.extras.is_some_and(|e| e.text.is_some());
+    for i in 0..steps {
+        let tau = tau_start * (1.0 - i as f32 / steps as f32);
+        let tau_next = tau_start * (1.0 - (i + 1) as f32 / steps as f32);
         let t = full(tau)?;
-        let input = |drop_actions| DitInput {
+        let input = |drop_actions, extras| DitInput {
             noisy: &z,
             context: cond.context,
             context_mask: cond.context_mask,
@@ -85,11 +105,18 @@ pub fn sample(dit: &Dit, cond: &Conditioning, noise: &Tensor, cfg: &SamplerConfi
             actions: cond.actions,
             action_mask: cond.action_mask,
             drop_actions,
+            extras,
         };
-        x = dit.forward(&input(&keep))?;
+        let xc = dit.forward(&input(cond.drop_actions, cond.extras.as_ref()))?;
+        x = xc.clone();
         if (cfg.guidance - 1.0).abs() > 1e-6 {
-            let xu = dit.forward(&input(&drop))?;
-            x = (&xu + ((&x - &xu)? * cfg.guidance as f64)?)?;
+            let xu = dit.forward(&input(&drop, cond.extras.as_ref()))?;
+            x = (&x + ((&xc - &xu)? * (cfg.guidance - 1.0) as f64)?)?;
+        }
+        if with_text && (cfg.text_guidance - 1.0).abs() > 1e-6 {
+            let e = cond.extras.map(|e| DitExtras { text_keep: &no_text, ..e });
+            let xu = dit.forward(&input(cond.drop_actions, e.as_ref()))?;
+            x = (&x + ((&xc - &xu)? * (cfg.text_guidance - 1.0) as f64)?)?;
         }
         if tau_next > 0.0 {
             // ε̂ from x̂, then step to τ_next on the straight path.

@@ -11,13 +11,25 @@
 //! Conditioning (adaLN-Zero): the sum of embeddings of the noise level τ, the context noise level,
 //! and the K actions of the window (the last one leads to the target; missing ones are masked;
 //! all of them are dropped together, with a flag, for classifier-free guidance).
+//!
+//! Optional conditions ([`DitExtras`], issue 6), each entering through a branch whose last layer
+//! starts at zero, so that a checkpoint fine-tuned with them starts as the model it came from:
+//! a caption (the [`TextEncoder`]'s vector and the target's place in the captioned clip, both
+//! dropped together for guidance), and with `bidirectional` a time-direction flag (the window may
+//! run backwards: the target is the frame *before* the context) and an anchor: a latent frame
+//! some steps beyond the target, laid into the tubelets beside the context, with its distance
+//! embedded, which turns prediction into interpolation towards a given frame.
 
 use candle_core::{DType, Module, Result, Tensor, D};
 use candle_nn::{linear, Linear, VarBuilder};
 use serde::{Deserialize, Serialize};
 
 use super::autoencoder::{pixel_shuffle, pixel_unshuffle};
+use super::text::{TextConfig, TextEncoder};
 use super::transformer::{linear_zero, norm, AdaBlock};
+
+/// Anchor distances are divided by this before embedding (the longest gap trained).
+pub const ANCHOR_RANGE: f32 = 32.0;
 
 /// Diffusion transformer sizes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +51,12 @@ pub struct DitConfig {
     pub heads: usize,
     /// MLP hidden width as a multiple of `dim`.
     pub mlp_ratio: usize,
+    /// Caption encoder (absent: the model takes no text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<TextConfig>,
+    /// Backward prediction and anchor frames.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bidirectional: bool,
 }
 
 impl DitConfig {
@@ -53,6 +71,9 @@ impl DitConfig {
         }
         if self.dim % self.heads != 0 {
             return Err(format!("dim {} is not a multiple of heads {}", self.dim, self.heads));
+        }
+        if let Some(t) = &self.text {
+            t.validate()?;
         }
         Ok(())
     }
@@ -83,6 +104,10 @@ impl ScalarEmbed {
     fn new(dim: usize, vb: VarBuilder) -> Result<Self> {
         Ok(ScalarEmbed { fc1: linear(64, dim, vb.pp("fc1"))?, fc2: linear(dim, dim, vb.pp("fc2"))? })
     }
+    /// The same with a zero output layer (a new branch that starts silent).
+    fn new_zero(dim: usize, vb: VarBuilder) -> Result<Self> {
+        Ok(ScalarEmbed { fc1: linear(64, dim, vb.pp("fc1"))?, fc2: linear_zero(dim, dim, vb.pp("fc2"))? })
+    }
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.fc2.forward(&self.fc1.forward(&fourier(x, 32)?)?.silu()?)
     }
@@ -106,6 +131,27 @@ pub struct DitInput<'a> {
     pub action_mask: &'a Tensor,
     /// `(B)`: 1 drops every action (the unconditional branch of guidance).
     pub drop_actions: &'a Tensor,
+    /// Caption, direction and anchor (None: none of them).
+    pub extras: Option<&'a DitExtras<'a>>,
+}
+
+/// Conditions beyond context and actions; each row may leave any of them out.
+#[derive(Clone, Copy)]
+pub struct DitExtras<'a> {
+    /// Caption features `(B, L, buckets)` and word mask `(B, L)` ([`super::text::stack`]).
+    pub text: Option<(&'a Tensor, &'a Tensor)>,
+    /// `(B)`: 1 where the caption is used (0: no caption, the unconditional branch).
+    pub text_keep: &'a Tensor,
+    /// `(B)`: where the target lies in the captioned clip, in (0, 1].
+    pub progress: &'a Tensor,
+    /// `(B)`: 1 when the window runs backwards in time.
+    pub reverse: &'a Tensor,
+    /// `(B, C, H, W)`: anchor latent (normalised, absolute), zeros where absent.
+    pub anchor: &'a Tensor,
+    /// `(B)`: 1 where an anchor is given.
+    pub anchor_mask: &'a Tensor,
+    /// `(B)`: steps from the target to the anchor divided by [`ANCHOR_RANGE`].
+    pub anchor_dist: &'a Tensor,
 }
 
 /// The diffusion transformer.
@@ -120,6 +166,8 @@ pub struct Dit {
     blocks: Vec<AdaBlock>,
     final_mod: Linear,
     out: Linear,
+    text: Option<(TextEncoder, ScalarEmbed)>,
+    bidir: Option<(Linear, ScalarEmbed)>,
     /// Sizes.
     pub config: DitConfig,
 }
@@ -134,7 +182,7 @@ impl Dit {
         let cell = c.latent[0] * c.patch * c.patch;
         let d = c.dim;
         Ok(Dit {
-            embed: linear((c.context + 1) * cell + c.context, d, vb.pp("embed"))?,
+            embed: linear(Self::embed_inputs(c), d, vb.pp("embed"))?,
             pos: vb.get_with_hints((c.tokens(), d), "pos", candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?,
             tau_embed: ScalarEmbed::new(d, vb.pp("tau_embed"))?,
             ctx_noise_embed: ScalarEmbed::new(d, vb.pp("ctx_noise_embed"))?,
@@ -143,8 +191,21 @@ impl Dit {
             blocks: (0..c.depth).map(|i| AdaBlock::new(d, c.heads, c.mlp_ratio, vb.pp(format!("block{i}")))).collect::<Result<_>>()?,
             final_mod: linear_zero(d, 2 * d, vb.pp("final_mod"))?,
             out: linear_zero(d, cell, vb.pp("out"))?,
+            text: match &c.text {
+                Some(t) => Some((TextEncoder::new(t.clone(), d, vb.pp("text"))?, ScalarEmbed::new_zero(d, vb.pp("progress_embed"))?)),
+                None => None,
+            },
+            bidir: if c.bidirectional { Some((linear_zero(2, d, vb.pp("direction"))?, ScalarEmbed::new_zero(d, vb.pp("anchor_dist_embed"))?)) } else { None },
             config,
         })
+    }
+
+    /// Width of a token before embedding: K context cells, the target, K presence flags, and
+    /// with `bidirectional` the anchor's cells and its flag (appended last, so that an older
+    /// checkpoint's embedding is a prefix of the new one).
+    pub fn embed_inputs(c: &DitConfig) -> usize {
+        let cell = c.latent[0] * c.patch * c.patch;
+        (c.context + 1) * cell + c.context + if c.bidirectional { cell + 1 } else { 0 }
     }
 
     /// Predicts the clean target (normalised delta) `(B, C, H, W)`.
@@ -158,8 +219,18 @@ impl Dit {
         let ctx = inp.context.reshape((b * k, lc, lh, lw))?;
         let ctx = pixel_unshuffle(&ctx, c.patch)?.reshape((b, k * cell, gh, gw))?;
         let tgt = pixel_unshuffle(inp.noisy, c.patch)?;
-        let mask = inp.context_mask.reshape((b, k, 1, 1))?.broadcast_as((b, k, gh, gw))?;
-        let x = Tensor::cat(&[&ctx, &tgt, &mask.contiguous()?], 1)?;
+        let mask = inp.context_mask.reshape((b, k, 1, 1))?.broadcast_as((b, k, gh, gw))?.contiguous()?;
+        let dev = inp.noisy.device();
+        let mut parts = vec![ctx, tgt, mask];
+        if self.bidir.is_some() {
+            let (anchor, amask) = match inp.extras {
+                Some(e) => (pixel_unshuffle(e.anchor, c.patch)?, e.anchor_mask.clone()),
+                None => (Tensor::zeros((b, cell, gh, gw), DType::F32, dev)?, Tensor::zeros(b, DType::F32, dev)?),
+            };
+            parts.push(anchor);
+            parts.push(amask.reshape((b, 1, 1, 1))?.broadcast_as((b, 1, gh, gw))?.contiguous()?);
+        }
+        let x = Tensor::cat(&parts, 1)?;
         let x = x.flatten_from(2)?.transpose(1, 2)?.contiguous()?;
         let mut h = self.embed.forward(&x)?.broadcast_add(&self.pos)?;
         // Conditioning: (B, D)
@@ -168,7 +239,19 @@ impl Dit {
         let amask = inp.action_mask.broadcast_mul(&keep.reshape((b, 1))?)?;
         let a = Tensor::cat(&[&acts.flatten_from(1)?, &amask, &inp.drop_actions.reshape((b, 1))?], 1)?;
         let cond = (self.tau_embed.forward(inp.tau)? + self.ctx_noise_embed.forward(inp.context_noise)?)?;
-        let cond = (cond + self.act2.forward(&self.act1.forward(&a)?.silu()?)?)?;
+        let mut cond = (cond + self.act2.forward(&self.act1.forward(&a)?.silu()?)?)?;
+        if let (Some((enc, progress)), Some(e)) = (&self.text, inp.extras) {
+            let keep = e.text_keep.reshape((b, 1))?;
+            if let Some((w, m)) = e.text {
+                cond = (cond + enc.forward(w, m)?.broadcast_mul(&keep)?)?;
+            }
+            cond = (cond + progress.forward(e.progress)?.broadcast_mul(&keep)?)?;
+        }
+        if let (Some((flags, dist)), Some(e)) = (&self.bidir, inp.extras) {
+            let f = Tensor::stack(&[e.reverse, e.anchor_mask], 1)?;
+            cond = (cond + flags.forward(&f)?)?;
+            cond = (cond + dist.forward(e.anchor_dist)?.broadcast_mul(&e.anchor_mask.reshape((b, 1))?)?)?;
+        }
         for blk in &self.blocks {
             h = blk.forward(&h, &cond)?;
         }
@@ -185,7 +268,10 @@ impl Dit {
         let c = &self.config;
         let (d, r) = (c.dim, c.mlp_ratio);
         let block = 6 * d * d + 6 * d + (3 * d * d + 3 * d) + (d * d + d) + (d * d * r + d * r) + (d * r * d + d);
-        lin(&self.embed) + self.pos.elem_count() + 2 * (64 * d + d + d * d + d) + lin(&self.act1) + lin(&self.act2) + c.depth * block + lin(&self.final_mod) + lin(&self.out)
+        let scalar = 64 * d + d + d * d + d;
+        let text = self.text.as_ref().map_or(0, |(t, _)| t.parameter_count() + scalar);
+        let bidir = self.bidir.as_ref().map_or(0, |(l, _)| lin(l) + scalar);
+        text + bidir + lin(&self.embed) + self.pos.elem_count() + 2 * scalar + lin(&self.act1) + lin(&self.act2) + c.depth * block + lin(&self.final_mod) + lin(&self.out)
     }
 
     /// Multiply-adds of one forward pass for one sample, ×2 (FLOPs), for benchmarks.

@@ -4,6 +4,7 @@
 pub mod autoencoder;
 pub mod diffusion;
 pub mod dit;
+pub mod text;
 pub mod frames;
 pub mod transformer;
 

@@ -119,6 +119,8 @@ pub fn reseed_varmap(vm: &VarMap, seed: u64) -> candle_core::Result<()> {
         let fan_in = |w: &str| data.get(w).and_then(|t| t.dims().get(1).copied()).unwrap_or(1) as f32;
         let std = if name.ends_with("pos") {
             0.02
+        } else if name.ends_with("table") {
+            0.5
         } else if let Some(stem) = name.strip_suffix("weight") {
             (2.0 / fan_in(&format!("{stem}weight"))).sqrt()
         } else if let Some(stem) = name.strip_suffix("bias") {

@@ -32,6 +32,31 @@ impl FramePool {
         Ok(FramePool { height, width, train_index: index(&eps), val_index: index(&val), train: eps, val })
     }
 
+    /// Loads several datasets of the same scene (for example one per data-collection policy):
+    /// each is split on its own, so every one keeps held-out episodes.
+    pub fn load_many(sets: &mut [Dataset], val_fraction: f64) -> Result<Self, DataError> {
+        let Some((first, rest)) = sets.split_first_mut() else {
+            return Err(DataError::Invalid("training needs at least one dataset".into()));
+        };
+        let mut pool = Self::load(first, val_fraction)?;
+        for ds in rest {
+            let (a, b) = (&pool_manifest_key(first), &pool_manifest_key(ds));
+            if a != b {
+                return Err(DataError::Invalid(format!(
+                    "{}: scene `{}` ({}), {:?} frames, {}-d actions do not match {}: `{}` ({}), {:?}, {}-d",
+                    ds.dir().display(), b.0, b.1, b.2, b.3, first.dir().display(), a.0, a.1, a.2, a.3
+                )));
+            }
+            let more = Self::load(ds, val_fraction)?;
+            pool.train.extend(more.train);
+            pool.val.extend(more.val);
+        }
+        let index = |e: &[Episode]| e.iter().enumerate().flat_map(|(i, ep)| (0..ep.num_frames()).map(move |t| (i, t))).collect();
+        pool.train_index = index(&pool.train);
+        pool.val_index = index(&pool.val);
+        Ok(pool)
+    }
+
     /// Frames available for training.
     pub fn train_len(&self) -> usize {
         self.train_index.len()
@@ -58,4 +83,9 @@ impl FramePool {
     pub fn train_seeds(&self) -> Vec<u64> {
         self.train.iter().map(|e| e.seed).collect()
     }
+}
+
+fn pool_manifest_key(ds: &Dataset) -> (String, String, [usize; 2], usize) {
+    let m = &ds.manifest;
+    (m.scene.clone(), m.scene_hash.clone(), m.resolution, m.action_spec.dim)
 }

@@ -15,7 +15,10 @@ use super::data::FramePool;
 use super::optim::{AdamW, AdamWConfig};
 use crate::data::{Episode, Manifest};
 use crate::model::diffusion::{seeded_noise, SamplerConfig};
-use crate::model::dit::{DitConfig, DitInput};
+use crate::data::events::{clip_motion, phrase_motion, CLIP_STEPS, TRAIN_PHRASING};
+use crate::data::STATE_PX;
+use crate::model::dit::{DitConfig, DitExtras, DitInput, ANCHOR_RANGE};
+use crate::model::text::{tokenize, TextConfig};
 use crate::rng::Rng;
 use crate::world_model::{WorldModel, WorldModelMeta, WM_FORMAT_VERSION};
 
@@ -41,6 +44,30 @@ pub struct DynamicsConfig {
     pub max_context_noise: f64,
     /// Extra loss weight on latent cells that change (`1 + w·moving`).
     pub moving_weight: f64,
+    /// Caption encoder: the model learns text conditioning on clip captions (issue 6).
+    #[serde(default)]
+    pub text: Option<TextConfig>,
+    /// Backward prediction and anchor frames (extension backwards, interpolation).
+    #[serde(default)]
+    pub bidirectional: bool,
+    /// Fraction of each batch drawn as captioned clips (with `text`).
+    #[serde(default)]
+    pub text_fraction: f64,
+    /// Fraction of the other windows that run backwards in time (with `bidirectional`).
+    #[serde(default)]
+    pub reverse_fraction: f64,
+    /// Fraction of windows given an anchor frame 1 to 32 steps beyond the target.
+    #[serde(default)]
+    pub anchor_fraction: f64,
+}
+
+impl DynamicsConfig {
+    fn check(&self) -> anyhow::Result<()> {
+        for (name, v) in [("action_dropout", self.action_dropout), ("text_fraction", self.text_fraction), ("reverse_fraction", self.reverse_fraction), ("anchor_fraction", self.anchor_fraction)] {
+            anyhow::ensure!((0.0..=1.0).contains(&v), "dynamics: {name} {v} must be in [0, 1]");
+        }
+        Ok(())
+    }
 }
 
 /// Latents of every frame of an episode, normalised by the autoencoder's scale.
@@ -48,6 +75,8 @@ struct EpisodeLatents {
     z: Vec<f32>,
     actions: Vec<f32>,
     frames: usize,
+    /// Pixel position of every body in every frame (frame-major).
+    pos: Vec<[f32; 2]>,
 }
 
 fn encode_episodes(wm: &WorldModel, eps: &[Episode]) -> anyhow::Result<Vec<EpisodeLatents>> {
@@ -56,7 +85,15 @@ fn encode_episodes(wm: &WorldModel, eps: &[Episode]) -> anyhow::Result<Vec<Episo
         let frames: Vec<&[u8]> = (0..ep.num_frames()).map(|t| ep.frame(t)).collect();
         let z: Vec<f32> = wm.encode(&frames)?.flatten_all()?.to_vec1()?;
         let actions = (0..ep.steps()).map(|t| wm.normalise_action(ep.action(t))).collect::<Result<Vec<_>, _>>()?.concat();
-        out.push(EpisodeLatents { z, actions, frames: ep.num_frames() });
+        let bodies = wm.meta.bodies.len();
+        let n = crate::data::STATE_FIELDS.len();
+        let pos = (0..ep.num_frames())
+            .flat_map(|t| {
+                let st = ep.state(t);
+                (0..bodies).map(move |b| st.get(b * n + STATE_PX..b * n + STATE_PX + 2).map_or([f32::NAN; 2], |p| [p[0], p[1]]))
+            })
+            .collect();
+        out.push(EpisodeLatents { z, actions, frames: ep.num_frames(), pos });
     }
     Ok(out)
 }
@@ -67,39 +104,129 @@ struct Batch {
     context_mask: Tensor,
     actions: Tensor,
     action_mask: Tensor,
+    drop_actions: Tensor,
     target: Tensor,
+    text: Option<(Tensor, Tensor)>,
+    text_keep: Tensor,
+    progress: Tensor,
+    reverse: Tensor,
+    anchor: Tensor,
+    anchor_mask: Tensor,
+    anchor_dist: Tensor,
 }
 
-fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, cfg: &DitConfig, delta_scale: f32, device: &Device) -> candle_core::Result<Batch> {
+/// How windows are drawn.
+struct Sampling<'a> {
+    dit: &'a DitConfig,
+    dyn_cfg: &'a DynamicsConfig,
+    delta_scale: f32,
+    /// Body names (captions).
+    names: &'a [String],
+}
+
+/// Draws `b` windows. Most are plain: a target frame and 1 to K context frames before it, with
+/// their actions. With `bidirectional`, some run backwards (the target is the frame before its
+/// context; actions are the ones between the same frames) and some carry an anchor frame 1 to 32
+/// steps beyond the target. With `text`, a share are captioned clips: a 16-step clip, its
+/// caption (from the true body positions, in a drawn phrasing), the target's place in it, and
+/// context that starts no earlier than the clip (as when a video is generated from one image).
+fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, device: &Device) -> candle_core::Result<Batch> {
+    let cfg = sm.dit;
+    let dc = sm.dyn_cfg;
     let [lc, lh, lw] = cfg.latent;
     let cells = lc * lh * lw;
     let (k, a_dim) = (cfg.context, cfg.action_dim);
+    let nb = sm.names.len();
     let mut ctx = vec![0f32; b * k * cells];
     let mut cmask = vec![0f32; b * k];
     let mut acts = vec![0f32; b * k * a_dim];
     let mut amask = vec![0f32; b * k];
+    let mut drop = vec![0f32; b];
     let mut target = vec![0f32; b * cells];
+    let mut tokens: Vec<Option<crate::model::text::Tokens>> = vec![None; b];
+    let mut text_keep = vec![0f32; b];
+    let mut progress = vec![0f32; b];
+    let mut reverse = vec![0f32; b];
+    let mut anchor = vec![0f32; b * cells];
+    let mut anchor_mask = vec![0f32; b];
+    let mut anchor_dist = vec![0f32; b];
     for i in 0..b {
         let e = &eps[rng.below(eps.len())];
-        let t = 1 + rng.below(e.frames - 1);
-        let n = 1 + rng.below(k.min(t));
+        let captioned = cfg.text.is_some() && e.frames > CLIP_STEPS && (rng.uniform() as f64) < dc.text_fraction;
+        let dir: isize = if !captioned && cfg.bidirectional && (rng.uniform() as f64) < dc.reverse_fraction { -1 } else { 1 };
+        let last = e.frames as isize - 1;
+        // Target frame t and how many frames lie behind it in the window's direction.
+        let (t, behind) = if captioned {
+            let s0 = rng.below(e.frames - CLIP_STEPS);
+            let j = 1 + rng.below(CLIP_STEPS);
+            let text_cfg = cfg.text.as_ref().expect("captioned implies text");
+            let first: Vec<[f32; 2]> = e.pos[s0 * nb..(s0 + 1) * nb].to_vec();
+            let end = s0 + CLIP_STEPS;
+            let motion = clip_motion(&first, &e.pos[end * nb..(end + 1) * nb]);
+            let caption = phrase_motion(sm.names, &motion, &TRAIN_PHRASING, |n| rng.below(n));
+            tokens[i] = tokenize(&caption, text_cfg).ok();
+            text_keep[i] = if rng.uniform() < 0.15 { 0.0 } else { 1.0 };
+            progress[i] = j as f32 / CLIP_STEPS as f32;
+            ((s0 + j) as isize, j)
+        } else if dir > 0 {
+            let t = 1 + rng.below(e.frames - 1);
+            (t as isize, t)
+        } else {
+            let t = rng.below(e.frames - 1);
+            (t as isize, e.frames - 1 - t)
+        };
+        reverse[i] = (dir < 0) as u8 as f32;
+        let n = 1 + rng.below(k.min(behind));
         for j in 0..n {
-            let (slot, f) = (k - n + j, t - n + j);
+            let slot = k - n + j;
+            let f = (t - dir * (n - j) as isize) as usize;
+            // The action between frame f and the next one in the window's direction.
+            let a = if dir > 0 { f } else { f - 1 };
             ctx[(i * k + slot) * cells..(i * k + slot + 1) * cells].copy_from_slice(&e.z[f * cells..(f + 1) * cells]);
             cmask[i * k + slot] = 1.0;
-            acts[(i * k + slot) * a_dim..(i * k + slot + 1) * a_dim].copy_from_slice(&e.actions[f * a_dim..(f + 1) * a_dim]);
+            acts[(i * k + slot) * a_dim..(i * k + slot + 1) * a_dim].copy_from_slice(&e.actions[a * a_dim..(a + 1) * a_dim]);
             amask[i * k + slot] = 1.0;
         }
+        let p = (t - dir) as usize;
+        let t = t as usize;
         for c in 0..cells {
-            target[i * cells + c] = (e.z[t * cells + c] - e.z[(t - 1) * cells + c]) / delta_scale;
+            target[i * cells + c] = (e.z[t * cells + c] - e.z[p * cells + c]) / sm.delta_scale;
+        }
+        let drop_p = if captioned { 0.5 } else { dc.action_dropout as f32 };
+        drop[i] = (rng.uniform() < drop_p) as u8 as f32;
+        if cfg.bidirectional && !captioned && (rng.uniform() as f64) < dc.anchor_fraction {
+            let room = if dir > 0 { last - t as isize } else { t as isize } as usize;
+            if room >= 1 {
+                let d = 1 + rng.below(room.min(ANCHOR_RANGE as usize));
+                let f = (t as isize + dir * d as isize) as usize;
+                anchor[i * cells..(i + 1) * cells].copy_from_slice(&e.z[f * cells..(f + 1) * cells]);
+                anchor_mask[i] = 1.0;
+                anchor_dist[i] = d as f32 / ANCHOR_RANGE;
+            }
         }
     }
+    let text = match &cfg.text {
+        Some(tc) if tokens.iter().any(|t| t.is_some()) => {
+            let rows: Vec<Option<&crate::model::text::Tokens>> = tokens.iter().map(|t| t.as_ref()).collect();
+            Some(crate::model::text::stack(&rows, tc, device)?)
+        }
+        _ => None,
+    };
+    let v = |x: Vec<f32>| Tensor::from_vec(x, b, device);
     Ok(Batch {
         context: Tensor::from_vec(ctx, (b, k, lc, lh, lw), device)?,
         context_mask: Tensor::from_vec(cmask, (b, k), device)?,
         actions: Tensor::from_vec(acts, (b, k, a_dim), device)?,
         action_mask: Tensor::from_vec(amask, (b, k), device)?,
+        drop_actions: v(drop)?,
         target: Tensor::from_vec(target, (b, lc, lh, lw), device)?,
+        text,
+        text_keep: v(text_keep)?,
+        progress: v(progress)?,
+        reverse: v(reverse)?,
+        anchor: Tensor::from_vec(anchor, (b, lc, lh, lw), device)?,
+        anchor_mask: v(anchor_mask)?,
+        anchor_dist: v(anchor_dist)?,
     })
 }
 
@@ -112,7 +239,6 @@ fn batch_loss(wm: &WorldModel, batch: &Batch, dyn_cfg: &DynamicsConfig, rng: &mu
     let [lc, lh, lw] = wm.meta.dit.latent;
     let taus: Vec<f32> = (0..b).map(|_| if rng.uniform() < 0.3 { 1.0 } else { rng.uniform() }).collect();
     let sig: Vec<f32> = (0..b).map(|_| rng.uniform() * dyn_cfg.max_context_noise as f32).collect();
-    let drop: Vec<f32> = (0..b).map(|_| (rng.uniform() < dyn_cfg.action_dropout as f32) as u8 as f32).collect();
     let tau = Tensor::from_vec(taus.clone(), b, dev)?;
     let sigma = Tensor::from_vec(sig, b, dev)?;
     let eps = seeded_noise(rng, &[b, lc, lh, lw], dev)?;
@@ -121,7 +247,15 @@ fn batch_loss(wm: &WorldModel, batch: &Batch, dyn_cfg: &DynamicsConfig, rng: &mu
     let ctx_eps = seeded_noise(rng, &[b, k, lc, lh, lw], dev)?;
     let ctx_noise = ctx_eps.broadcast_mul(&sigma.reshape((b, 1, 1, 1, 1))?)?.broadcast_mul(&batch.context_mask.reshape((b, k, 1, 1, 1))?)?;
     let context = (&batch.context + ctx_noise)?;
-    let drop_t = Tensor::from_vec(drop, b, dev)?;
+    let extras = DitExtras {
+        text: batch.text.as_ref().map(|(w, m)| (w, m)),
+        text_keep: &batch.text_keep,
+        progress: &batch.progress,
+        reverse: &batch.reverse,
+        anchor: &batch.anchor,
+        anchor_mask: &batch.anchor_mask,
+        anchor_dist: &batch.anchor_dist,
+    };
     let pred = wm.dit.forward(&DitInput {
         noisy: &noisy,
         context: &context,
@@ -130,7 +264,8 @@ fn batch_loss(wm: &WorldModel, batch: &Batch, dyn_cfg: &DynamicsConfig, rng: &mu
         context_noise: &sigma,
         actions: &batch.actions,
         action_mask: &batch.action_mask,
-        drop_actions: &drop_t,
+        drop_actions: &batch.drop_actions,
+        extras: Some(&extras),
     })?;
     let w_tau: Vec<f32> = taus.iter().map(|t| 1.0 / t.max(0.5).powi(2)).collect();
     let w_tau = Tensor::from_vec(w_tau, (b, 1, 1, 1), dev)?;
@@ -185,7 +320,13 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     };
     let dit_cfg = match &init {
         // Another action vector is allowed: only the action embedding starts afresh.
-        Some((init, _)) => DitConfig { action_dim: m.action_spec.dim, latent: ae.meta.config.latent_shape().into(), ..init.meta.dit.clone() },
+        Some((init, _)) => DitConfig {
+            action_dim: m.action_spec.dim,
+            latent: ae.meta.config.latent_shape().into(),
+            text: dc.text.clone().or(init.meta.dit.text.clone()),
+            bidirectional: dc.bidirectional || init.meta.dit.bidirectional,
+            ..init.meta.dit.clone()
+        },
         None => DitConfig {
             latent: ae.meta.config.latent_shape().into(),
             patch: dc.patch,
@@ -195,8 +336,11 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             depth: dc.depth,
             heads: dc.heads,
             mlp_ratio: dc.mlp_ratio,
+            text: dc.text.clone(),
+            bidirectional: dc.bidirectional,
         },
     };
+    dc.check()?;
     dit_cfg.validate().map_err(|e| anyhow::anyhow!("dynamics: {e}"))?;
     let mut meta = WorldModelMeta {
         format_version: WM_FORMAT_VERSION,
@@ -229,26 +373,41 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             var.set(t)?;
         }
     }
+    let names: Vec<String> = m.bodies.iter().map(|b| b.name.clone()).collect();
     let train = encode_episodes(&wm, &job.pool.train)?;
     let val = encode_episodes(&wm, &job.pool.val)?;
     meta.delta_scale = match &init {
         Some((init, src)) => {
             // Start from the pretrained transformer, in its normalisation; tensors whose shape
-            // differs (the action embedding, for another action vector) keep their fresh init.
-            let mut fresh = Vec::new();
+            // differs (the action embedding, for another action vector) keep their fresh init;
+            // branches it lacks (text, direction, anchor) start fresh with zero outputs, and its
+            // token embedding gains zero columns for the anchor.
+            let (mut fresh, mut added) = (Vec::new(), Vec::new());
             for (name, var) in vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
-                if name.starts_with("dit.") {
-                    let t = src.get(name).ok_or_else(|| anyhow::anyhow!("--init checkpoint lacks {name}"))?;
-                    if t.dims() == var.dims() {
-                        var.set(&t.to_dtype(var.dtype())?)?;
-                    } else {
-                        fresh.push(name.clone());
-                    }
+                if !name.starts_with("dit.") {
+                    continue;
+                }
+                let Some(t) = src.get(name) else {
+                    anyhow::ensure!(is_new_branch(name), "--init checkpoint lacks {name}");
+                    added.push(name.clone());
+                    continue;
+                };
+                let t = t.to_dtype(var.dtype())?;
+                if t.dims() == var.dims() {
+                    var.set(&t)?;
+                } else if name == "dit.embed.weight" && t.dim(0)? == var.dim(0)? && t.dim(1)? < var.dim(1)? {
+                    let pad = Tensor::zeros((t.dim(0)?, var.dim(1)? - t.dim(1)?), t.dtype(), t.device())?;
+                    var.set(&Tensor::cat(&[&t, &pad], 1)?)?;
+                } else {
+                    fresh.push(name.clone());
                 }
             }
             if !fresh.is_empty() {
                 fresh.sort();
                 eprintln!("--init: {} takes {}-d actions, the data {}-d; starting afresh: {}", init.meta.scene, init.meta.action_spec.dim, m.action_spec.dim, fresh.join(", "));
+            }
+            if !added.is_empty() {
+                eprintln!("--init: {} new tensors (text, direction, anchor branches) start from their initialisation", added.len());
             }
             init.meta.delta_scale
         }
@@ -290,7 +449,8 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         let step = state.step;
         opt.config.lr = lr_at(job.stage, step);
         let mut rng = Rng::new(job.seed ^ 0xd1ce ^ crate::rng::mix64(step.wrapping_add(1)));
-        let batch = make_batch(&train, &mut rng, job.stage.batch, &dit_cfg, meta.delta_scale, &device)?;
+        let sm = Sampling { dit: &dit_cfg, dyn_cfg: dc, delta_scale: meta.delta_scale, names: &names };
+        let batch = make_batch(&train, &mut rng, job.stage.batch, &sm, &device)?;
         let loss = batch_loss(&wm, &batch, dc, &mut rng)?;
         let grads = loss.backward()?;
         opt.step(&grads)?;
@@ -306,7 +466,8 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             let mut vr = Rng::new(0x5eed);
             let mut total = 0.0;
             for _ in 0..4 {
-                let vb = make_batch(&val, &mut vr, 32, &dit_cfg, meta.delta_scale, &device)?;
+                let sm = Sampling { dit: &dit_cfg, dyn_cfg: dc, delta_scale: meta.delta_scale, names: &names };
+                let vb = make_batch(&val, &mut vr, 32, &sm, &device)?;
                 total += batch_loss(&wm, &vb, dc, &mut vr)?.to_scalar::<f32>()? as f64 / 4.0;
             }
             val_loss = total;
@@ -325,6 +486,11 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     state.seconds = started.elapsed().as_secs_f64();
     save(&vm, &opt, &state, &mut meta)?;
     Ok(StageEnd::Finished(meta))
+}
+
+/// Transformer tensors that a checkpoint from before issue 6 lacks.
+fn is_new_branch(name: &str) -> bool {
+    ["dit.text.", "dit.progress_embed.", "dit.direction.", "dit.anchor_dist_embed."].iter().any(|p| name.starts_with(p))
 }
 
 /// Standard deviation of frame-to-frame latent changes.
@@ -355,13 +521,30 @@ pub fn measure_train_speed(meta: &WorldModelMeta, batch: usize, steps: usize) ->
     let a = meta.action_spec.dim;
     let mut rng = Rng::new(1);
     let eps: Vec<EpisodeLatents> = (0..4)
-        .map(|_| EpisodeLatents { z: (0..33 * cells).map(|_| rng.normal()).collect(), actions: (0..32 * a).map(|_| rng.range(-1.0, 1.0)).collect(), frames: 33 })
+        .map(|_| EpisodeLatents { z: (0..33 * cells).map(|_| rng.normal()).collect(), actions: (0..32 * a).map(|_| rng.range(-1.0, 1.0)).collect(), frames: 33, pos: (0..33 * meta.bodies.len()).map(|_| [rng.range(0.0, 64.0), rng.range(0.0, 64.0)]).collect() })
         .collect();
-    let cfg = DynamicsConfig { context: meta.context, patch: meta.dit.patch, dim: meta.dit.dim, depth: meta.dit.depth, heads: meta.dit.heads, mlp_ratio: meta.dit.mlp_ratio, action_dropout: 0.1, max_context_noise: 0.2, moving_weight: 8.0 };
+    let cfg = DynamicsConfig {
+        context: meta.context,
+        patch: meta.dit.patch,
+        dim: meta.dit.dim,
+        depth: meta.dit.depth,
+        heads: meta.dit.heads,
+        mlp_ratio: meta.dit.mlp_ratio,
+        action_dropout: 0.1,
+        max_context_noise: 0.2,
+        moving_weight: 8.0,
+        text: meta.dit.text.clone(),
+        bidirectional: meta.dit.bidirectional,
+        text_fraction: 0.5,
+        reverse_fraction: 0.2,
+        anchor_fraction: 0.3,
+    };
+    let names: Vec<String> = meta.bodies.iter().map(|b| b.name.clone()).collect();
     let mut best = f64::INFINITY;
     for i in 0..=steps {
         let t = Instant::now();
-        let b = make_batch(&eps, &mut rng, batch, &meta.dit, 1.0, &device)?;
+        let sm = Sampling { dit: &meta.dit, dyn_cfg: &cfg, delta_scale: 1.0, names: &names };
+        let b = make_batch(&eps, &mut rng, batch, &sm, &device)?;
         let loss = batch_loss(&wm, &b, &cfg, &mut rng)?;
         opt.step(&loss.backward()?)?;
         if i > 0 {

@@ -1,6 +1,7 @@
 //! Integration tests of the core crate (one binary, several modules).
 
 mod dataset;
+mod generate;
 mod model;
 mod plan;
 mod world_model;

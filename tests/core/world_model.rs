@@ -9,8 +9,11 @@ use foresight::world_model::{Query, WorldModel};
 
 use crate::{root, tmpdir};
 
+/// Steps per synthetic episode (long enough for a 16-step captioned clip).
+const STEPS: usize = 20;
+
 /// A 64×64 world where a red square moves by its action (dx, dy) and a blue one stays.
-fn synthetic_dataset(dir: &Path) {
+pub(crate) fn synthetic_dataset(dir: &Path) {
     synthetic_dataset_from(dir, 1000);
 }
 
@@ -30,7 +33,7 @@ fn synthetic_dataset_dims(dir: &Path, first_seed: u64, action_dim: usize) {
         dt: 0.1,
         frame_skip: 1,
         action_spec: ActionSpec { dim: action_dim, names, low: vec![-1.0; action_dim], high: vec![1.0; action_dim], discrete: false },
-        state_spec: None,
+        state_spec: Some(foresight::data::StateSpec { names: ["red", "blue"].iter().flat_map(|b| foresight::data::STATE_FIELDS.iter().map(move |f| format!("{b}.{f}"))).collect() }),
         bodies: vec![BodyInfo { name: "red".into(), colour: [220, 40, 40], role: Role::Agent }, BodyInfo { name: "blue".into(), colour: [40, 90, 230], role: Role::Object }],
         contact_fraction: None,
         episodes: vec![],
@@ -42,10 +45,16 @@ fn synthetic_dataset_dims(dir: &Path, first_seed: u64, action_dim: usize) {
         let mut rng = foresight::rng::Rng::new(e);
         let (mut x, mut y) = (rng.range(10.0, 50.0), rng.range(10.0, 50.0));
         let (bx, by) = (rng.range(8.0, 56.0) as i32, rng.range(8.0, 56.0) as i32);
-        let steps = 8;
+        let steps = STEPS;
         let mut frames = Vec::new();
         let mut actions = Vec::new();
+        let mut states = Vec::new();
         for t in 0..=steps {
+            for (px, py) in [(x as i32 as f32 - 0.5, y as i32 as f32 - 0.5), (bx as f32 - 0.5, by as f32 - 0.5)] {
+                let mut row = [0f32; 15];
+                (row[13], row[14]) = (px, py);
+                states.extend(row);
+            }
             let mut f = vec![30u8; 64 * 64 * 3];
             let mut paint = |cx: i32, cy: i32, c: [u8; 3]| {
                 for yy in (cy - 3).max(0)..(cy + 3).min(64) {
@@ -65,7 +74,7 @@ fn synthetic_dataset_dims(dir: &Path, first_seed: u64, action_dim: usize) {
                 y = (y + 3.0 * ay).clamp(4.0, 60.0);
             }
         }
-        w.push(Episode { height: 64, width: 64, frames, action_dim, actions, state_dim: 0, states: vec![], seed: first_seed + e, policy: "random".into(), caption: String::new(), events: Events::default(), contact_steps: 0 }).unwrap();
+        w.push(Episode { height: 64, width: 64, frames, action_dim, actions, state_dim: 30, states, seed: first_seed + e, policy: "random".into(), caption: String::new(), events: Events::default(), contact_steps: 0 }).unwrap();
     }
     w.finish().unwrap();
 }
@@ -75,7 +84,7 @@ fn train(data: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> bool {
     train_with(&root().join("configs/tiny.json"), data, out, extra)
 }
 
-fn train_with(config: &Path, data: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> bool {
+pub(crate) fn train_with(config: &Path, data: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> bool {
     std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
         .args(["train", "--data"])
         .arg(data)
@@ -204,7 +213,7 @@ fn every_transformer_tensor_gets_a_gradient_after_one_step() {
     use foresight::train::{AdamW, AdamWConfig};
     let dev = Device::Cpu;
     let vm = VarMap::new();
-    let cfg = DitConfig { latent: [2, 4, 4], patch: 2, context: 2, action_dim: 3, dim: 16, depth: 2, heads: 2, mlp_ratio: 2 };
+    let cfg = DitConfig { latent: [2, 4, 4], patch: 2, context: 2, action_dim: 3, dim: 16, depth: 2, heads: 2, mlp_ratio: 2, text: None, bidirectional: false };
     let dit = Dit::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
     let b = 3;
     let noisy = Tensor::randn(0f32, 1.0, (b, 2, 4, 4), &dev).unwrap();
@@ -215,7 +224,7 @@ fn every_transformer_tensor_gets_a_gradient_after_one_step() {
     let acts = Tensor::randn(0f32, 1.0, (b, 2, 3), &dev).unwrap();
     let drop = Tensor::new(&[0f32, 0.0, 1.0], &dev).unwrap();
     let target = Tensor::randn(0f32, 1.0, (b, 2, 4, 4), &dev).unwrap();
-    let inp = DitInput { noisy: &noisy, context: &ctx, context_mask: &ones, tau: &tau, context_noise: &cn, actions: &acts, action_mask: &ones, drop_actions: &drop };
+    let inp = DitInput { noisy: &noisy, context: &ctx, context_mask: &ones, tau: &tau, context_noise: &cn, actions: &acts, action_mask: &ones, drop_actions: &drop, extras: None };
     let loss = |d: &Dit| d.forward(&inp).unwrap().sub(&target).unwrap().sqr().unwrap().mean_all().unwrap();
     let vars = vm.data().lock().unwrap().clone();
     let mut opt = AdamW::new(vars.clone(), AdamWConfig { lr: 1e-2, ..Default::default() }).unwrap();

@@ -91,6 +91,9 @@ impl bevy_foresight::Predictor for Panicky {
         }
         self.0.predict_batch(q, s)
     }
+    fn generate(&self, g: &[foresight::generate::Generate], s: &foresight::model::diffusion::SamplerConfig) -> Result<Vec<foresight::world_model::Prediction>, foresight::world_model::WorldModelError> {
+        bevy_foresight::Predictor::generate(self.0.as_ref(), g, s)
+    }
 }
 
 #[test]
@@ -127,4 +130,45 @@ fn bad_actions_fail_with_a_message_and_a_model_panic_is_survived() {
         assert_eq!(n, 1, "request {id} got {n} answers");
     }
     assert_eq!(app.world().resource::<ForesightDiagnostics>().panics, 1);
+}
+
+#[test]
+fn generation_requests_come_back_as_images_with_spread_maps_or_fail_with_reasons() {
+    use bevy_foresight::{GenerateVideo, PredictedFutures};
+    use foresight::generate::Generate;
+    let mut app = app(WorldModelPlugin::from_model(model()).with_threads(1));
+    app.add_plugins(AssetPlugin::default()).init_asset::<Image>();
+    let agent = app.world_mut().spawn_empty().id();
+    let frame = vec![90u8; 16 * 16 * 3];
+    let send = |app: &mut App, id: u64, request: Generate| {
+        app.world_mut().write_message(GenerateVideo { request_id: id, requester: agent, request, camera: None, deadline: None, from_frame: 3 });
+    };
+    send(&mut app, 1, Generate::image_to_video(&frame, None, Some("the a goes left"), 4).sampled(3, 9));
+    send(&mut app, 2, Generate::image_to_video(&frame, None, Some(" "), 4));
+    send(&mut app, 3, Generate::image_to_video(&frame[..30], None, None, 4));
+    let t = Instant::now();
+    while app.world().resource::<Seen>().done.is_empty() && t.elapsed() < Duration::from_secs(30) {
+        app.update();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let seen = app.world().resource::<Seen>();
+    let mut failed: Vec<(u64, String)> = seen.failed.iter().map(|f| (f.request_id, f.reason.clone())).collect();
+    failed.sort();
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    assert!(failed[0].1.contains("empty") && failed[1].1.contains("16x16x3"), "{failed:?}");
+    let d = &seen.done[0];
+    assert_eq!((d.request_id, d.frames.len(), d.frames[0].len()), (1, 3, 4));
+    let f = app.world().get::<PredictedFutures>(agent).expect("the component arrives with the message");
+    assert_eq!((f.images.len(), f.images[0].len(), f.spread.len()), (3, 4, 4), "images per sample and step, a spread map per step");
+    // An interpolation goes through the same path.
+    let other = vec![20u8; 16 * 16 * 3];
+    let g = Generate::interpolate(std::slice::from_ref(&frame), &[other], 5, 2).unwrap();
+    app.world_mut().write_message(GenerateVideo { request_id: 4, requester: agent, request: g, camera: None, deadline: None, from_frame: 4 });
+    let t = Instant::now();
+    while app.world().resource::<Seen>().done.len() < 2 && t.elapsed() < Duration::from_secs(30) {
+        app.update();
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let seen = app.world().resource::<Seen>();
+    assert_eq!((seen.done[1].request_id, seen.done[1].frames[0].len()), (4, 5));
 }

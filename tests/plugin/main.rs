@@ -17,7 +17,8 @@ use foresight::model::AutoencoderConfig;
 use foresight::scene::Role;
 use foresight::world_model::{WorldModel, WorldModelMeta, WM_FORMAT_VERSION};
 
-/// An untrained tiny model (16×16 frames, 2-d actions, K = 2): plumbing and speed only.
+/// An untrained tiny model (16×16 frames, 2-d actions, K = 2, captions, both directions):
+/// plumbing and speed only.
 pub fn model() -> Arc<WorldModel> {
     let (meta, vm) = tiny_meta();
     Arc::new(WorldModel::build(meta, &vm, &Device::Cpu).unwrap())
@@ -48,7 +49,7 @@ fn tiny_meta() -> (WorldModelMeta, VarMap) {
         context: 2,
         latent_scale: 1.0,
         delta_scale: 1.0,
-        dit: DitConfig { latent: [c, h, w], patch: 2, context: 2, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2 },
+        dit: DitConfig { latent: [c, h, w], patch: 2, context: 2, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: Some(foresight::model::text::TextConfig { buckets: 64, max_tokens: 8, dim: 16, depth: 1, heads: 2 }), bidirectional: true },
         autoencoder: ae,
         sampler: SamplerConfig::default(),
         autoencoder_psnr: 0.0,

@@ -1,13 +1,13 @@
 use std::time::{Duration, Instant};
 
-use bevy_foresight::{FullQueue, Request, Response, Worker, WorkerConfig};
+use bevy_foresight::{FullQueue, Job, Request, Response, Worker, WorkerConfig};
 use foresight::world_model::Query;
 
 use crate::model;
 
 fn req(id: u64, requester: u64, horizon: usize) -> Request {
     let frame = vec![50u8; 16 * 16 * 3];
-    Request { id, requester, query: Query { context: vec![frame], past_actions: None, actions: vec![vec![0.1, 0.2]; horizon], samples: 1, seed: id }, deadline: None }
+    Request { id, requester, job: Job::Predict(Query { context: vec![frame], past_actions: None, actions: vec![vec![0.1, 0.2]; horizon], samples: 1, seed: id }), deadline: None }
 }
 
 /// Gives the worker a long request and waits until it is being worked on, so that the next
@@ -102,7 +102,9 @@ fn a_bad_query_fails_alone() {
     let w = Worker::spawn(model(), WorkerConfig::default()).unwrap();
     make_busy(&w);
     let mut bad = req(1, 1, 2);
-    bad.query.actions[0] = vec![f32::NAN, 0.0];
+    if let Job::Predict(q) = &mut bad.job {
+        q.actions[0] = vec![f32::NAN, 0.0];
+    }
     w.submit(bad);
     w.submit(req(2, 2, 2));
     let rs = collect(&w, 3);

@@ -2,6 +2,7 @@
 //! They need a Vulkan driver (Mesa's lavapipe on a CPU; `.ci/run` installs it).
 
 mod datagen;
+mod generate;
 mod physics;
 
 use std::path::PathBuf;

@@ -48,6 +48,10 @@ impl bevy_foresight::Predictor for Slow {
         std::thread::sleep(Duration::from_millis(250));
         self.0.predict_batch(q, s)
     }
+    fn generate(&self, g: &[foresight::generate::Generate], s: &SamplerConfig) -> Result<Vec<foresight::world_model::Prediction>, foresight::world_model::WorldModelError> {
+        std::thread::sleep(Duration::from_millis(250));
+        bevy_foresight::Predictor::generate(self.0.as_ref(), g, s)
+    }
 }
 
 struct Scenario {

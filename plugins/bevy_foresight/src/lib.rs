@@ -27,9 +27,9 @@ pub mod worker;
 pub use asset::{WorldModelAsset, WorldModelAssetPlugin, WorldModelLoader};
 pub use observe::ForesightCamera;
 pub use plugin::{
-    frame_image, CancelPrediction, ContextSource, ForesightDiagnostics, ForesightSystems, FuturesPredicted, PredictFutures, PredictedFutures, PredictionFailed, WorldModelPlugin,
+    frame_image, CancelPrediction, ContextSource, ForesightDiagnostics, ForesightSystems, FuturesPredicted, GenerateVideo, PredictFutures, PredictedFutures, PredictionFailed, WorldModelPlugin,
 };
 pub use planner::{PlannerAgent, PlannerAgentPlugin};
 pub use recorder::{CutEpisode, RecordedAction, RecorderCamera, RecorderConfig, RecorderPlugin, RecorderStatus};
 pub use view::{FuturesView, FuturesViewParts, FuturesViewPlugin, Ghost, FUTURES_LAYER};
-pub use worker::{FullQueue, Predictor, Request, Response, Worker, WorkerConfig, WorkerStats};
+pub use worker::{FullQueue, Job, Predictor, Request, Response, Worker, WorkerConfig, WorkerStats};

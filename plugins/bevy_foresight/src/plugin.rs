@@ -10,11 +10,12 @@ use bevy::ecs::schedule::ScheduleLabel;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 use foresight::model::diffusion::SamplerConfig;
+use foresight::generate::{spread_image, spread_map, Generate};
 use foresight::world_model::{Query as ModelQuery, WorldModel};
 
 use crate::asset::{WorldModelAsset, WorldModelAssetPlugin};
 use crate::observe::{start_capture, ForesightCamera};
-use crate::worker::{FullQueue, Predictor, Request, Response, Worker, WorkerConfig};
+use crate::worker::{FullQueue, Job, Predictor, Request, Response, Worker, WorkerConfig};
 
 /// Where a request's context frames come from.
 #[derive(Debug, Clone)]
@@ -47,6 +48,9 @@ pub struct PredictedFutures {
     pub latents: Arc<Vec<f32>>,
     /// `(samples, steps, channels, height, width)` of `latents`.
     pub latent_shape: [usize; 5],
+    /// With several samples: per step, the per-pixel spread across them as a heat image (black:
+    /// the samples agree; yellow-white: they differ by 64 levels or more). Empty otherwise.
+    pub spread: Vec<Handle<Image>>,
 }
 
 /// An RGB frame as an RGBA `Image` (sRGB) that Bevy can draw.
@@ -88,6 +92,28 @@ pub struct PredictFutures {
     pub samples: usize,
     /// Noise seed.
     pub seed: u64,
+    /// Give up if the model cannot start within this long.
+    pub deadline: Option<Duration>,
+    /// The frame (game tick) the context ends at, echoed back.
+    pub from_frame: u64,
+}
+
+/// Ask for a generated video: a video from one image (the camera's frame or a given one) with a
+/// caption and/or actions, an SDEdit of a video, an interpolation between two videos, or an
+/// extension forwards or backwards ([`Generate`]'s constructors). Answered like
+/// [`PredictFutures`]: a [`FuturesPredicted`] message and a [`PredictedFutures`] component on
+/// the requester (frames as `Image` assets, spread maps when several samples), or a
+/// [`PredictionFailed`] with the reason; a request the checkpoint cannot take fails at once.
+#[derive(Message, Debug, Clone)]
+pub struct GenerateVideo {
+    /// Caller-chosen id, echoed back.
+    pub request_id: u64,
+    /// The asking entity (a newer request from it supersedes an older queued one).
+    pub requester: Entity,
+    /// What to generate.
+    pub request: Generate,
+    /// Take the request's context from this [`ForesightCamera`] instead: its last `n` frames.
+    pub camera: Option<(Entity, usize)>,
     /// Give up if the model cannot start within this long.
     pub deadline: Option<Duration>,
     /// The frame (game tick) the context ends at, echoed back.
@@ -262,6 +288,7 @@ impl WorldModelPlugin {
 impl Plugin for WorldModelPlugin {
     fn build(&self, app: &mut App) {
         app.add_message::<PredictFutures>()
+            .add_message::<GenerateVideo>()
             .add_message::<CancelPrediction>()
             .add_message::<FuturesPredicted>()
             .add_message::<PredictionFailed>()
@@ -332,16 +359,36 @@ fn dispatch(
     diagnostics: Res<ForesightDiagnostics>,
     cameras: Query<&ForesightCamera>,
     mut requests: MessageReader<PredictFutures>,
+    mut generations: MessageReader<GenerateVideo>,
     mut cancels: MessageReader<CancelPrediction>,
     mut failed: MessageWriter<PredictionFailed>,
 ) {
     let Some(mut fs) = foresight else {
         let reason = diagnostics.unavailable.clone().unwrap_or_else(|| "no world model".into());
-        for r in requests.read() {
-            failed.write(PredictionFailed { request_id: r.request_id, requester: r.requester, reason: reason.clone() });
+        for (request_id, requester) in requests.read().map(|r| (r.request_id, r.requester)).chain(generations.read().map(|r| (r.request_id, r.requester))) {
+            failed.write(PredictionFailed { request_id, requester, reason: reason.clone() });
         }
         return;
     };
+    for r in generations.read() {
+        let mut request = r.request.clone();
+        if let Some((cam, n)) = r.camera {
+            match camera_context(&cameras, cam, &fs.model, n) {
+                Ok(frames) => request.context = frames,
+                Err(reason) => {
+                    failed.write(PredictionFailed { request_id: r.request_id, requester: r.requester, reason });
+                    continue;
+                }
+            }
+        }
+        if let Err(e) = fs.model.validate_generate(&request) {
+            failed.write(PredictionFailed { request_id: r.request_id, requester: r.requester, reason: e.to_string() });
+            continue;
+        }
+        let now = Instant::now();
+        fs.requests.insert(r.request_id, (r.requester, r.from_frame, now));
+        fs.worker.submit(Request { id: r.request_id, requester: r.requester.to_bits(), job: Job::Generate(request), deadline: r.deadline.map(|d| now + d) });
+    }
     for c in cancels.read() {
         fs.worker.cancel(c.request_id);
     }
@@ -351,15 +398,9 @@ fn dispatch(
         let [h, w] = meta.resolution;
         let context = match &r.context {
             ContextSource::Frames(f) => f.clone(),
-            ContextSource::Camera(e) => match cameras.get(*e) {
-                Ok(cam) if cam.resolution != meta.resolution => {
-                    let reason = format!("camera {e} captures {:?} frames; the model takes {:?}", cam.resolution, meta.resolution);
-                    failed.write(PredictionFailed { request_id: r.request_id, requester: r.requester, reason });
-                    continue;
-                }
-                Ok(cam) => cam.context(meta.context),
-                Err(_) => {
-                    let reason = format!("entity {e} has no ForesightCamera");
+            ContextSource::Camera(e) => match camera_context(&cameras, *e, &fs.model, meta.context) {
+                Ok(f) => f,
+                Err(reason) => {
                     failed.write(PredictionFailed { request_id: r.request_id, requester: r.requester, reason });
                     continue;
                 }
@@ -383,10 +424,19 @@ fn dispatch(
         let req = Request {
             id: r.request_id,
             requester: r.requester.to_bits(),
-            query: ModelQuery { context, past_actions: r.past_actions.clone(), actions: r.actions.clone(), samples: r.samples, seed: r.seed },
+            job: Job::Predict(ModelQuery { context, past_actions: r.past_actions.clone(), actions: r.actions.clone(), samples: r.samples, seed: r.seed }),
             deadline: r.deadline.map(|d| now + d),
         };
         fs.worker.submit(req);
+    }
+}
+
+/// The last `n` frames of a [`ForesightCamera`], or why not.
+fn camera_context(cameras: &Query<&ForesightCamera>, e: Entity, model: &WorldModel, n: usize) -> Result<Vec<Vec<u8>>, String> {
+    match cameras.get(e) {
+        Ok(cam) if cam.resolution != model.meta.resolution => Err(format!("camera {e} captures {:?} frames; the model takes {:?}", cam.resolution, model.meta.resolution)),
+        Ok(cam) => Ok(cam.context(n)),
+        Err(_) => Err(format!("entity {e} has no ForesightCamera")),
     }
 }
 
@@ -413,12 +463,22 @@ fn receive(
                     }
                 };
                 let frames = Arc::new(prediction.frames);
-                let image_handles = match images.as_deref_mut() {
-                    Some(assets) => frames.iter().map(|s| s.iter().map(|f| assets.add(frame_image(f, h, w))).collect()).collect(),
-                    None => Vec::new(),
+                let (image_handles, spread) = match images.as_deref_mut() {
+                    Some(assets) => {
+                        let handles = frames.iter().map(|s| s.iter().map(|f| assets.add(frame_image(f, h, w))).collect()).collect();
+                        let steps = if frames.len() > 1 { frames[0].len() } else { 0 };
+                        let spread = (0..steps)
+                            .map(|t| {
+                                let s = spread_map(&frames.iter().map(|f| f[t].as_slice()).collect::<Vec<_>>());
+                                assets.add(frame_image(&spread_image(&s, 64.0), h, w))
+                            })
+                            .collect();
+                        (handles, spread)
+                    }
+                    None => (Vec::new(), Vec::new()),
                 };
                 if let Ok(mut e) = commands.get_entity(requester) {
-                    e.try_insert(PredictedFutures { request_id: id, from_frame, images: image_handles, frames: frames.clone(), latents: latents.clone(), latent_shape });
+                    e.try_insert(PredictedFutures { request_id: id, from_frame, images: image_handles, frames: frames.clone(), latents: latents.clone(), latent_shape, spread });
                 }
                 done.write(FuturesPredicted { request_id: id, requester, frames, latents, latent_shape, from_frame, latency });
             }

@@ -1,7 +1,8 @@
 //! `FuturesViewPlugin`: shows predicted futures in the scene. A [`FuturesView`] draws the
 //! [`PredictedFutures`] of one entity over a camera's target in a second pass: a film strip of
 //! the next H frames (one row per sample) and a ghost overlay of a chosen future frame, placed in
-//! the target's logical pixels (origin top-left), so the real view stays where it is.
+//! the target's logical pixels (origin top-left), so the real view stays where it is. With
+//! several samples, a row of per-pixel spread maps below the strip shows where they disagree.
 
 use bevy::camera::visibility::RenderLayers;
 use bevy::camera::{RenderTarget, ScalingMode};
@@ -45,17 +46,25 @@ pub struct FuturesView {
     pub max_frames: usize,
     /// Optional ghost overlay.
     pub ghost: Option<Ghost>,
+    /// Show the samples' per-pixel spread as a row under the strip (when there are several).
+    pub spread: bool,
 }
 
 impl FuturesView {
     /// A film strip of up to 16 frames of one sample at `strip_origin`, tiles of `tile` pixels.
     pub fn strip(source: Entity, camera: Entity, strip_origin: Vec2, tile: f32) -> Self {
-        FuturesView { source, camera, strip_origin, tile, samples: 1, max_frames: 16, ghost: None }
+        FuturesView { source, camera, strip_origin, tile, samples: 1, max_frames: 16, ghost: None, spread: false }
     }
 
     /// Also shows `samples` rows.
     pub fn with_samples(mut self, samples: usize) -> Self {
         self.samples = samples.max(1);
+        self
+    }
+
+    /// Adds the uncertainty row: per step, where the samples disagree.
+    pub fn with_spread(mut self) -> Self {
+        self.spread = true;
         self
     }
 
@@ -71,7 +80,7 @@ impl FuturesView {
 pub struct FuturesViewParts {
     /// The overlay camera.
     pub overlay: Option<Entity>,
-    /// Film-strip tiles, `(sample, step, entity)`.
+    /// Film-strip tiles, `(row, step, entity)`: a row per sample, then the spread row if shown.
     pub tiles: Vec<(usize, usize, Entity)>,
     /// The ghost quad.
     pub ghost: Option<Entity>,
@@ -140,7 +149,9 @@ fn show_futures(
             commands.entity(g).despawn();
         }
         let layer = RenderLayers::layer(FUTURES_LAYER);
-        for (s, row) in f.images.iter().enumerate().take(view.samples) {
+        let rows = f.images.len().min(view.samples);
+        let spread_row = if view.spread && !f.spread.is_empty() { Some(&f.spread) } else { None };
+        for (s, row) in f.images.iter().take(rows).chain(spread_row).enumerate() {
             for (i, image) in row.iter().enumerate().take(view.max_frames) {
                 let material = materials.add(StandardMaterial { base_color_texture: Some(image.clone()), unlit: true, ..default() });
                 let tile = commands.spawn((Mesh3d(quad.0.clone()), MeshMaterial3d(material), Transform::default(), Visibility::Hidden, layer.clone())).id();

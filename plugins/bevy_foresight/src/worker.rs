@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam::channel::{bounded, unbounded, Receiver, Sender, TryRecvError, TrySendError};
 use foresight::model::diffusion::SamplerConfig;
+use foresight::generate::Generate;
 use foresight::world_model::{Prediction, Query, WorldModel, WorldModelError};
 
 /// What the worker runs: the world model, or a stand-in wrapped around it (a deliberately slow
@@ -17,12 +18,51 @@ use foresight::world_model::{Prediction, Query, WorldModel, WorldModelError};
 pub trait Predictor: Send + Sync + 'static {
     /// Answers queries in one batched call.
     fn predict_batch(&self, queries: &[Query], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError>;
+    /// Answers generation requests (image to video, edit, interpolation, extension) in one call.
+    fn generate(&self, reqs: &[Generate], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError>;
 }
 
 impl Predictor for WorldModel {
     fn predict_batch(&self, queries: &[Query], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError> {
         WorldModel::predict_batch(self, queries, sampler)
     }
+    fn generate(&self, reqs: &[Generate], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError> {
+        Ok(WorldModel::generate(self, reqs, sampler)?.into_iter().map(|g| Prediction { frames: g.frames, latents: g.latents }).collect())
+    }
+}
+
+/// What a request asks the model to do.
+#[derive(Debug, Clone)]
+pub enum Job {
+    /// Roll the world forward under actions.
+    Predict(Query),
+    /// Generate a video (caption, single image, edit, interpolation, extension).
+    Generate(Generate),
+}
+
+impl Job {
+    /// Frames the job produces per sample, times samples.
+    pub fn frames(&self) -> usize {
+        match self {
+            Job::Predict(q) => q.actions.len() * q.samples,
+            Job::Generate(g) => g.horizon * g.samples,
+        }
+    }
+}
+
+/// Runs jobs in at most two batched calls (predictions, generations), answers in job order.
+fn run_jobs(model: &dyn Predictor, jobs: &[&Job], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError> {
+    let queries: Vec<Query> = jobs.iter().filter_map(|j| if let Job::Predict(q) = j { Some(q.clone()) } else { None }).collect();
+    let gens: Vec<Generate> = jobs.iter().filter_map(|j| if let Job::Generate(g) = j { Some(g.clone()) } else { None }).collect();
+    let mut p = if queries.is_empty() { Vec::new() } else { model.predict_batch(&queries, sampler)? }.into_iter();
+    let mut g = if gens.is_empty() { Vec::new() } else { model.generate(&gens, sampler)? }.into_iter();
+    jobs.iter()
+        .map(|j| match j {
+            Job::Predict(_) => p.next(),
+            Job::Generate(_) => g.next(),
+        }
+        .ok_or_else(|| WorldModelError::Query("the model answered fewer requests than it was asked".into())))
+        .collect()
 }
 
 /// What to do with a request when the queue is full.
@@ -63,8 +103,8 @@ pub struct Request {
     pub id: u64,
     /// Who asked: a newer request from the same requester supersedes an older one still queued.
     pub requester: u64,
-    /// The query.
-    pub query: Query,
+    /// What to compute.
+    pub job: Job,
     /// Answer only if it can start before this instant.
     pub deadline: Option<Instant>,
 }
@@ -309,9 +349,9 @@ fn run(model: Arc<dyn Predictor>, pool: rayon::ThreadPool, rx: Receiver<Queued>,
         if live.is_empty() {
             continue;
         }
-        let queries: Vec<Query> = live.iter().map(|q| q.req.query.clone()).collect();
+        let jobs: Vec<&Job> = live.iter().map(|q| &q.req.job).collect();
         let t0 = Instant::now();
-        let result = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| model.predict_batch(&queries, &cfg.sampler))));
+        let result = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| run_jobs(model.as_ref(), &jobs, &cfg.sampler))));
         let busy = t0.elapsed().as_secs_f64();
         match result {
             Ok(Ok(preds)) => {
@@ -330,7 +370,7 @@ fn run(model: Arc<dyn Predictor>, pool: rayon::ThreadPool, rx: Receiver<Queued>,
             Ok(Err(_)) => {
                 // One bad query must not sink the others: answer them one by one.
                 for q in live {
-                    let one = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| model.predict_batch(std::slice::from_ref(&q.req.query), &cfg.sampler).map(|mut v| v.remove(0)))));
+                    let one = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| run_jobs(model.as_ref(), &[&q.req.job], &cfg.sampler).map(|mut v| v.remove(0)))));
                     match one {
                         Ok(Ok(p)) => answer(q, p, 1),
                         Ok(Err(e)) => fail(&q, e.to_string(), &|_| {}),

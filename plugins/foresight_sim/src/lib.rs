@@ -18,6 +18,7 @@ pub mod datagen;
 pub mod env;
 pub mod episode;
 pub mod evaluate;
+pub mod generative;
 pub mod keys;
 pub mod oracle;
 pub mod physics;

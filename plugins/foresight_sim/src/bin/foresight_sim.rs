@@ -75,6 +75,30 @@ enum Cmd {
     /// Rank policies inside the world model and in the true scene (frames only, same code):
     /// success and return per policy in both worlds, Spearman rank correlation, success error.
     EvaluatePolicies(EvalPoliciesArgs),
+    /// Measure the generative modes on held-out episodes: text control (own vs other caption,
+    /// trained and held-out phrasings, with and without guidance), image to video, edit
+    /// strength and edits under new actions against the oracle, interpolation against a
+    /// cross-fade, backward extension, uncertainty calibration. JSON + Markdown.
+    EvalGenerate {
+        /// Scene file (RON) of the checkpoint (the oracle replays edited actions in it).
+        #[arg(long)]
+        scene: PathBuf,
+        /// World-model checkpoint.
+        #[arg(long)]
+        checkpoint: PathBuf,
+        /// Held-out dataset (episodes of at least 20 steps, seeds never trained on).
+        #[arg(long)]
+        data: PathBuf,
+        /// At most this many episodes.
+        #[arg(long, default_value_t = 32)]
+        episodes: usize,
+        /// Noise seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Output JSON (a Markdown report is written beside it).
+        #[arg(long)]
+        json: PathBuf,
+    },
 }
 
 /// Options of `foresight-sim evaluate-policies`.
@@ -180,20 +204,11 @@ struct RolloutArgs {
     out: PathBuf,
 }
 
-#[derive(serde::Deserialize)]
-struct ActionLine {
-    action: Vec<f32>,
-}
-
 fn read_actions(path: &PathBuf, scene: &Scene) -> anyhow::Result<Vec<Vec<f32>>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut out = Vec::new();
-    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-        let a: ActionLine = serde_json::from_str(line).with_context(|| format!("{}:{}: expected {{\"action\": [..]}}", path.display(), i + 1))?;
-        scene.check_action(&a.action).map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
-        out.push(a.action);
+    let out = foresight::media::read_action_lines(path)?;
+    for (i, a) in out.iter().enumerate() {
+        scene.check_action(a).map_err(|e| anyhow::anyhow!("{}: action {}: {e}", path.display(), i + 1))?;
     }
-    anyhow::ensure!(!out.is_empty(), "{}: no actions", path.display());
     Ok(out)
 }
 
@@ -222,6 +237,19 @@ fn main() -> anyhow::Result<()> {
             println!("datagen: {:.0} frames/s ({} frames in {:.2} s, {} environments per view)", rep.frames as f64 / rep.seconds, rep.frames, rep.seconds, envs.min(episodes));
         }
         Cmd::Rollout(a) => rollout(a)?,
+        Cmd::EvalGenerate { scene, checkpoint, data, episodes, seed, json } => {
+            let scene = Arc::new(Scene::load(&scene)?);
+            let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
+            anyhow::ensure!(wm.meta.scene == scene.name, "the checkpoint was trained on scene `{}`, not `{}`", wm.meta.scene, scene.name);
+            let mut ds = foresight::data::Dataset::open(&data)?;
+            let cfg = foresight_sim::generative::GenEvalConfig { episodes, seed, ..Default::default() };
+            let t0 = std::time::Instant::now();
+            let r = foresight_sim::generative::evaluate_generative(&wm, &scene, &mut ds, &cfg, checkpoint.display().to_string())?;
+            foresight::train::checkpoint::save_json(&json, &r)?;
+            let md = foresight_sim::generative::markdown(&r);
+            foresight::data::write_atomic(&json.with_extension("md"), md.as_bytes())?;
+            println!("{md}\nwrote {} (+ .md) in {:.0} s", json.display(), t0.elapsed().as_secs_f64());
+        }
         Cmd::Plan(a) => plan(a, command)?,
         Cmd::EvaluatePolicies(a) => evaluate_policies(a, command)?,
         Cmd::Oracle { scene, seed, actions, out, dataset } => {
