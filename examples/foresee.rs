@@ -53,6 +53,10 @@ struct Args {
     /// Model threads.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// Futures drawn per question in the window (several add a row of per-pixel spread maps:
+    /// where the samples disagree).
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
     /// Output GIF (real | imagined | difference, then the film strips as a PNG beside it).
     #[arg(long, default_value = "runs/foresee.gif")]
     out: PathBuf,
@@ -308,7 +312,8 @@ mod windowed {
         let view = SceneView::spawn(world, &s.scene, VIEW as u32, s.res, s.k);
         let agent = world.spawn(Name::new("agent")).id();
         let ghost = Ghost { step: 0, sample: 0, rect: Rect::new(0.0, 0.0, VIEW, VIEW), alpha: 0.45 };
-        let futures_view = world.spawn(FuturesView::strip(agent, view.live, Vec2::new(VIEW + 16.0, 8.0), TILE).with_ghost(ghost)).id();
+        let strip = FuturesView::strip(agent, view.live, Vec2::new(VIEW + 16.0, 8.0), TILE).with_ghost(ghost).with_samples(s.args.samples);
+        let futures_view = world.spawn(if s.args.samples > 1 { strip.with_spread() } else { strip }).id();
         view.show(world, &s.world);
         let sim = Sim {
             seed: s.args.seed,
@@ -373,7 +378,7 @@ mod windowed {
                     context: ContextSource::Camera(sim.view.capture),
                     past_actions: Some(past),
                     actions: intended,
-                    samples: 1,
+                    samples: sim.args.samples.max(1),
                     seed: sim.seed ^ id,
                     deadline: Some(Duration::from_secs(2)),
                     from_frame: sim.t as u64,

@@ -35,6 +35,12 @@ pub struct FramePolicy {
     rng: Rng,
     ou: Vec<f32>,
     last_agent: Option<[f32; 2]>,
+    /// Centre distance (px) at which the agent touches the goal body, seen from above.
+    clearance: f32,
+    /// Frame `(height, width)`.
+    size: (usize, usize),
+    /// While going round the body: which way (the sign of the turn), kept until lined up.
+    orbit: Option<f32>,
 }
 
 impl FramePolicy {
@@ -52,8 +58,17 @@ impl FramePolicy {
                 ActionTarget::JointVelocity { .. } => Err(format!("frame policies drive forces and impulses; `{}` is a joint velocity", a.name)),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Footprints on the floor: the largest horizontal reach of each shape.
+        let reach = |b: &crate::scene::BodySpec| match b.shape {
+            crate::scene::Shape::Ball { radius } | crate::scene::Shape::Cylinder { radius, .. } => radius,
+            crate::scene::Shape::Cuboid { half_extents: h } => (h[0] * h[0] + h[2] * h[2]).sqrt(),
+        };
+        let clearance = (reach(&scene.bodies[geometry.agent]) + reach(&scene.bodies[geometry.body])) / geometry.m_per_px;
         Ok(FramePolicy {
             kind,
+            clearance,
+            size: scene.resolution(),
+            orbit: None,
             geometry,
             channels,
             low: scene.actions.iter().map(|a| a.low).collect(),
@@ -80,6 +95,56 @@ impl FramePolicy {
         }
     }
 
+    /// Desired image-space motion of the agent at `a` to push the body at `b` to the goal: go
+    /// round the body (never through it) to the point behind it, seen from the goal, then push
+    /// along the line to the goal, correcting sideways drift.
+    fn steer(&mut self, b: [f32; 2], a: [f32; 2]) -> [f32; 2] {
+        let g = self.geometry.centre;
+        let c = self.clearance;
+        let d = [g[0] - b[0], g[1] - b[1]];
+        let dn = (d[0] * d[0] + d[1] * d[1]).sqrt().max(1e-3);
+        let u = [d[0] / dn, d[1] / dn];
+        let p = [a[0] - b[0], a[1] - b[1]];
+        let along = p[0] * u[0] + p[1] * u[1];
+        // Signed offset from the push line (positive on the left of u).
+        let side = p[0] * -u[1] + p[1] * u[0];
+        let r = (p[0] * p[0] + p[1] * p[1]).sqrt().max(1e-3);
+        if along < -0.5 * c && side.abs() < 0.3 * c {
+            self.orbit = None;
+            // Lined up behind: push through the body towards the goal, steering back onto the line.
+            return [u[0] * 6.0 + u[1] * side * 0.8, u[1] * 6.0 - u[0] * side * 0.8];
+        }
+        let behind = [b[0] - u[0] * (c + 2.0), b[1] - u[1] * (c + 2.0)];
+        if along > -0.5 * c && r < c + 4.0 {
+            // Beside or in front of the body: circle round it on the side the agent is on,
+            // keeping out of contact.
+            // Of the two ways round, take the one that heads away from the goal side, unless it
+            // runs into the frame's edge (a wall) within a few steps.
+            let tangent = [-p[1] / r, p[0] / r];
+            let (h, w) = (self.size.0 as f32, self.size.1 as f32);
+            let room = |t: [f32; 2]| {
+                let q = [a[0] + t[0] * 8.0, a[1] + t[1] * 8.0];
+                q[0].min(w - 1.0 - q[0]).min(q[1]).min(h - 1.0 - q[1])
+            };
+            let turn = |sign: f32| [tangent[0] * sign, tangent[1] * sign];
+            let sign = match self.orbit {
+                // Keep turning the same way (no dithering), unless that way is blocked.
+                Some(sg) if room(turn(sg)) >= 0.25 * c || room(turn(-sg)) <= room(turn(sg)) => sg,
+                Some(sg) => -sg,
+                None => {
+                    let away = if tangent[0] * u[0] + tangent[1] * u[1] <= 0.0 { 1.0 } else { -1.0 };
+                    if room(turn(away)) < 0.5 * c && room(turn(-away)) > room(turn(away)) { -away } else { away }
+                }
+            };
+            self.orbit = Some(sign);
+            let t = turn(sign);
+            let out = (c + 3.0 - r).max(0.0);
+            return [t[0] * 6.0 + p[0] / r * out, t[1] * 6.0 + p[1] / r * out];
+        }
+        self.orbit = None;
+        [behind[0] - a[0], behind[1] - a[1]]
+    }
+
     /// The action for this frame.
     pub fn act(&mut self, frame: &[u8]) -> Vec<f32> {
         let n = self.channels.len();
@@ -95,26 +160,7 @@ impl FramePolicy {
                 let (body, agent) = self.geometry.locate(frame);
                 // Desired image-space motion: to the point behind the body, then through it.
                 let want = match (body, agent) {
-                    (Some(b), Some(a)) => {
-                        let g = self.geometry.centre;
-                        let d = [g[0] - b[0], g[1] - b[1]];
-                        let dn = (d[0] * d[0] + d[1] * d[1]).sqrt().max(1e-3);
-                        let u = [d[0] / dn, d[1] / dn];
-                        let behind = [b[0] - u[0] * 5.0, b[1] - u[1] * 5.0];
-                        let off = [behind[0] - a[0], behind[1] - a[1]];
-                        let along = (a[0] - b[0]) * u[0] + (a[1] - b[1]) * u[1];
-                        let side = ((a[0] - b[0]) * u[1] - (a[1] - b[1]) * u[0]).abs();
-                        if along < -2.0 && side < 2.5 {
-                            // Lined up behind: push towards the goal.
-                            [u[0] * 6.0 + off[0] * 0.5, u[1] * 6.0 + off[1] * 0.5]
-                        } else if along > -2.0 && side < 4.0 {
-                            // In front of the body: go round it (sideways first).
-                            let s = if (a[0] - b[0]) * u[1] - (a[1] - b[1]) * u[0] >= 0.0 { 1.0 } else { -1.0 };
-                            [u[1] * s * 6.0 - u[0] * 3.0, -u[0] * s * 6.0 - u[1] * 3.0]
-                        } else {
-                            off
-                        }
-                    }
+                    (Some(b), Some(a)) => self.steer(b, a),
                     _ => [0.0, 0.0],
                 };
                 // Damping from the agent's motion between frames.

@@ -181,3 +181,27 @@ fn blobs_and_path_score_tell_a_moving_body_from_a_cross_fade() {
     let refs: Vec<&[u8]> = fade.iter().map(|f| f.as_slice()).collect();
     assert!(path_score(&refs, 64, &[colour], &start, 8.0) < 0.5);
 }
+
+#[test]
+fn video_folders_and_images_of_another_size_are_read_only_as_asked() {
+    use foresight::media::{read_frame_sized, read_video, write_png, write_video};
+    let dir = tmpdir("video-io");
+    let frames: Vec<Vec<u8>> = (0..3).map(|i| frame(3 * i)).collect();
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    write_video(&dir.join("v"), &refs, 64, 64).unwrap();
+    let (back, h, w) = read_video(&dir.join("v")).unwrap();
+    assert_eq!((back, h, w), (frames.clone(), 64, 64));
+    // An image of another size is an error naming both sizes, unless resizing is asked for.
+    let small = dir.join("small.png");
+    write_png(&small, &vec![200u8; 32 * 32 * 3], 32, 32).unwrap();
+    let err = read_frame_sized(&small, [64, 64], false).unwrap_err().to_string();
+    assert!(err.contains("32x32") && err.contains("64x64") && err.contains("--resize"), "{err}");
+    let resized = read_frame_sized(&small, [64, 64], true).unwrap();
+    assert_eq!(resized.len(), 64 * 64 * 3);
+    assert!(resized.iter().all(|&v| v == 200));
+    // A folder mixing sizes, or with no frames, is refused.
+    write_png(&dir.join("v/frame_0003.png"), &vec![0u8; 32 * 32 * 3], 32, 32).unwrap();
+    assert!(read_video(&dir.join("v")).unwrap_err().to_string().contains("32x32"));
+    std::fs::create_dir_all(dir.join("empty")).unwrap();
+    assert!(read_video(&dir.join("empty")).unwrap_err().to_string().contains("no PNG"));
+}
