@@ -31,7 +31,7 @@ if [ -f assets/push.safetensors ]; then
   "$bin/examples/foresee" --checkpoint assets/push.safetensors --out runs/foresee.gif
   # Text + one image to video (three samples and their spread), then the same video extended
   # backwards in time.
-  "$bin/foresight" generate --checkpoint assets/push.safetensors --from-image assets/push_start.png --text "the red disc moves down. the blue block stays still." --samples 3 --out runs/generate
+  "$bin/foresight" generate --checkpoint assets/push.safetensors --from-image assets/push_start.png --text "the red disc moves right. the blue block stays still." --samples 3 --out runs/generate
   "$bin/foresight" extend --checkpoint assets/push.safetensors --video runs/generate --frames 8 --backward --out runs/extend
 fi
 echo "look at runs/{push,bounce,arm}.png (ground truth), runs/*-rollout.gif|png (truth | prediction | difference), runs/foresee.gif, runs/generate/ and runs/extend/ (GIF + strip.png)"
