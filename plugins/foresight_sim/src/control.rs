@@ -105,6 +105,8 @@ pub struct ControlConfig {
     pub max_steps: usize,
     /// Cost shaping.
     pub shape: CostShape,
+    /// The world model's sampler while imagining (None: the checkpoint's default).
+    pub sampler: Option<foresight::model::diffusion::SamplerConfig>,
 }
 
 /// One episode's outcome.
@@ -176,7 +178,7 @@ pub fn run_episode(
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
                 let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff };
-                let mut imag = ModelImagination::new(m, ctx, Some(past), m.meta.sampler, cost, seed ^ steps as u64)?;
+                let mut imag = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
                 planner.plan(&mut imag)?
             }
         };

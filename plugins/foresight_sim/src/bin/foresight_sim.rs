@@ -176,6 +176,13 @@ struct PlanArgs {
     /// Cost: pixels behind the body (seen from the goal) where a push starts.
     #[arg(long, default_value_t = 5.0)]
     standoff: f32,
+    /// Model imagination: Euler steps per predicted frame (default: the checkpoint's; 1 halves
+    /// the planning time).
+    #[arg(long)]
+    sampler_steps: Option<usize>,
+    /// Model imagination: noise temperature (0 imagines the mean future).
+    #[arg(long)]
+    temperature: Option<f32>,
 }
 
 /// Options of `foresight-sim rollout`.
@@ -345,7 +352,18 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         replan_every: a.replan_every,
         max_steps: a.max_steps,
         shape: CostShape { approach: a.approach, standoff: a.standoff },
+        sampler: match (&model, a.sampler_steps, a.temperature) {
+            (Some(m), steps, temperature) if steps.is_some() || temperature.is_some() => Some(foresight::model::diffusion::SamplerConfig {
+                steps: steps.unwrap_or(m.meta.sampler.steps),
+                temperature: temperature.unwrap_or(m.meta.sampler.temperature),
+                ..m.meta.sampler
+            }),
+            _ => None,
+        },
     };
+    if let Some(s) = &cfg.sampler {
+        s.validate().map_err(|e| anyhow::anyhow!(e))?;
+    }
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
     let mut oracle = Oracle::new(scene.clone(), 1)?;
     let mut film = Filmstrip { real: Vec::new(), imagined: Vec::new() };
