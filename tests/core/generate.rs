@@ -205,3 +205,26 @@ fn video_folders_and_images_of_another_size_are_read_only_as_asked() {
     std::fs::create_dir_all(dir.join("empty")).unwrap();
     assert!(read_video(&dir.join("empty")).unwrap_err().to_string().contains("no PNG"));
 }
+
+#[test]
+fn training_on_several_datasets_needs_one_scene() {
+    use crate::world_model::synthetic_dataset_dims;
+    let base = tmpdir("multi-data");
+    let (a, b) = (base.join("a"), base.join("b"));
+    synthetic_dataset(&a);
+    synthetic_dataset_dims(&b, 7000, 3);
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
+        .args(["train", "--data"])
+        .arg(&a)
+        .arg("--data")
+        .arg(&b)
+        .arg("--config")
+        .arg(root().join("configs/tiny.json"))
+        .arg("--out")
+        .arg(base.join("run"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("3-d actions do not match") && err.contains(&*b.display().to_string()), "{err}");
+}

@@ -23,7 +23,7 @@ fn synthetic_dataset_from(dir: &Path, first_seed: u64) {
 }
 
 /// With `action_dim` action values (the first two move the red square, the rest are zero).
-fn synthetic_dataset_dims(dir: &Path, first_seed: u64, action_dim: usize) {
+pub(crate) fn synthetic_dataset_dims(dir: &Path, first_seed: u64, action_dim: usize) {
     let names: Vec<String> = (0..action_dim).map(|i| format!("a{i}")).collect();
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
