@@ -166,13 +166,15 @@ impl WorldModel {
         for (g, z) in reqs.iter().zip(lat) {
             let (s, h, c, lh, lw) = z.dims5()?;
             let z = if g.direction == Direction::Backward { z.flip_time()? } else { z };
-            let mut frames: Vec<Vec<Vec<u8>>> = self.decode(&z.reshape((s * h, c, lh, lw))?)?.chunks(h).map(|c| c.to_vec()).collect();
             if let Some(e) = g.edit.as_ref().filter(|e| e.strength == 0.0) {
-                // Strength 0 keeps the input: the frames themselves, not their reconstruction.
-                for f in &mut frames {
-                    f.clone_from(&e.frames);
-                }
+                // Strength 0 keeps the input: the frames themselves (not their reconstruction)
+                // and their latents.
+                let refs: Vec<&[u8]> = e.frames.iter().map(|f| f.as_slice()).collect();
+                let input = self.encode(&refs)?.unsqueeze(0)?.repeat((s, 1, 1, 1, 1))?;
+                out.push(Generated { frames: vec![e.frames.clone(); s], latents: input });
+                continue;
             }
+            let frames: Vec<Vec<Vec<u8>>> = self.decode(&z.reshape((s * h, c, lh, lw))?)?.chunks(h).map(|c| c.to_vec()).collect();
             out.push(Generated { frames, latents: z });
         }
         Ok(out)

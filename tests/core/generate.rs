@@ -122,8 +122,11 @@ fn every_generation_mode_answers_with_the_right_shapes_deterministically() {
     let other = Generate::image_to_video(&video[0], None, Some("the red moves up"), 5).sampled(2, 1);
     assert_ne!(wm.generate(&[other], &s).unwrap()[0].frames, a[0].frames);
     // Strength 0 returns the input itself; strength 1 forgets it.
-    let kept = wm.edit_video(&video, 0.0, None, None, 1, 3, &s).unwrap();
-    assert_eq!(kept.frames[0], video[1..].to_vec());
+    let kept = wm.edit_video(&video, 0.0, None, None, 2, 3, &s).unwrap();
+    assert_eq!(kept.frames, vec![video[1..].to_vec(); 2]);
+    let refs: Vec<&[u8]> = video[1..].iter().map(|f| f.as_slice()).collect();
+    let z: Vec<f32> = wm.encode(&refs).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(kept.latents.get(1).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap(), z);
     let fresh = wm.edit_video(&video, 1.0, None, None, 1, 3, &s).unwrap();
     let plain = wm.generate(&[Generate { context: vec![video[0].clone()], horizon: 5, samples: 1, seed: 3, ..Default::default() }], &s).unwrap();
     assert_eq!(fresh.frames, plain[0].frames, "strength 1 is plain generation");
