@@ -55,14 +55,10 @@ pub struct Generate {
     pub seed: u64,
 }
 
-/// A generated video per sample.
-#[derive(Debug, Clone)]
-pub struct Generated {
-    /// `frames[s][i]`: sample s, frame i, chronological, `H*W*3` bytes.
-    pub frames: Vec<Vec<Vec<u8>>>,
-    /// `(samples, horizon, C, h, w)` normalised latents, chronological.
-    pub latents: Tensor,
-}
+/// A generated video per sample: `frames[s][i]` is sample s, frame i, chronological (also for
+/// backward extension); latents `(samples, horizon, C, h, w)`, chronological. The same shape as
+/// a prediction.
+pub type Generated = crate::world_model::Prediction;
 
 fn query_err(msg: impl Into<String>) -> WorldModelError {
     WorldModelError::Query(msg.into())
@@ -79,7 +75,23 @@ impl WorldModel {
     /// Checks a request against this checkpoint without running it: frame sizes, counts,
     /// actions, caption, direction and anchor support, edit strength.
     pub fn validate_generate(&self, g: &Generate) -> Result<(), WorldModelError> {
-        self.check_generate(g)?;
+        self.check_counts(g.context.len(), g.horizon, g.samples)?;
+        if let Some(a) = &g.actions {
+            if a.len() != g.horizon {
+                return Err(query_err(format!("{} actions for {} generated frames; give one per frame", a.len(), g.horizon)));
+            }
+        }
+        if !self.meta.dit.bidirectional && (g.direction == Direction::Backward || g.anchor.is_some()) {
+            return Err(query_err(format!("this `{}` checkpoint was trained forwards only: it cannot generate backwards or towards an anchor frame", self.meta.scene)));
+        }
+        if let Some(e) = &g.edit {
+            if e.frames.len() != g.horizon {
+                return Err(query_err(format!("an edit of {} frames with horizon {}; they must match", e.frames.len(), g.horizon)));
+            }
+            if !(e.strength.is_finite() && (0.0..=1.0).contains(&e.strength)) {
+                return Err(query_err(format!("edit strength {} must be in [0, 1]", e.strength)));
+            }
+        }
         let [h, w] = self.meta.resolution;
         let frames = g.context.iter().chain(&g.anchor).chain(g.edit.iter().flat_map(|e| &e.frames));
         if let Some(f) = frames.into_iter().find(|f| f.len() != h * w * 3) {
@@ -94,43 +106,12 @@ impl WorldModel {
         Ok(())
     }
 
-    fn check_generate(&self, g: &Generate) -> Result<(), WorldModelError> {
-        let k = self.meta.context;
-        if g.context.is_empty() || g.context.len() > k {
-            return Err(query_err(format!("{} context frames; the model takes 1 to {k}", g.context.len())));
-        }
-        if g.horizon == 0 || g.horizon > crate::world_model::MAX_HORIZON {
-            return Err(query_err(format!("horizon {} must be in 1..={}", g.horizon, crate::world_model::MAX_HORIZON)));
-        }
-        if g.samples == 0 || g.samples > 256 {
-            return Err(query_err(format!("{} samples; ask for 1 to 256", g.samples)));
-        }
-        if let Some(a) = &g.actions {
-            if a.len() != g.horizon {
-                return Err(query_err(format!("{} actions for {} generated frames; give one per frame", a.len(), g.horizon)));
-            }
-        }
-        let bidir = self.meta.dit.bidirectional;
-        if !bidir && (g.direction == Direction::Backward || g.anchor.is_some()) {
-            return Err(query_err(format!("this `{}` checkpoint was trained forwards only: it cannot generate backwards or towards an anchor frame", self.meta.scene)));
-        }
-        if let Some(e) = &g.edit {
-            if e.frames.len() != g.horizon {
-                return Err(query_err(format!("an edit of {} frames with horizon {}; they must match", e.frames.len(), g.horizon)));
-            }
-            if !(e.strength.is_finite() && (0.0..=1.0).contains(&e.strength)) {
-                return Err(query_err(format!("edit strength {} must be in [0, 1]", e.strength)));
-            }
-        }
-        Ok(())
-    }
-
     /// Answers generation requests in one batched loop.
     pub fn generate(&self, reqs: &[Generate], sampler: &SamplerConfig) -> Result<Vec<Generated>, WorldModelError> {
         sampler.validate().map_err(query_err)?;
         let mut streams = Vec::new();
         for g in reqs {
-            self.check_generate(g)?;
+            self.validate_generate(g)?;
             let back = g.direction == Direction::Backward;
             // The window runs in the direction of generation: for Backward, the context reversed.
             let ctx: Vec<&[u8]> = if back { g.context.iter().rev().map(|f| f.as_slice()).collect() } else { g.context.iter().map(|f| f.as_slice()).collect() };
@@ -165,7 +146,7 @@ impl WorldModel {
         let mut out = Vec::new();
         for (g, z) in reqs.iter().zip(lat) {
             let (s, h, c, lh, lw) = z.dims5()?;
-            let z = if g.direction == Direction::Backward { z.flip_time()? } else { z };
+            let z = if g.direction == Direction::Backward { flip_time(&z)? } else { z };
             if let Some(e) = g.edit.as_ref().filter(|e| e.strength == 0.0) {
                 // Strength 0 keeps the input: the frames themselves (not their reconstruction)
                 // and their latents.
@@ -262,17 +243,11 @@ impl Generate {
     }
 }
 
-trait FlipTime {
-    fn flip_time(&self) -> candle_core::Result<Tensor>;
-}
-
-impl FlipTime for Tensor {
-    /// Reverses axis 1 of `(S, T, ...)`.
-    fn flip_time(&self) -> candle_core::Result<Tensor> {
-        let t = self.dim(1)?;
-        let idx = Tensor::from_vec((0..t as u32).rev().collect::<Vec<_>>(), t, self.device())?;
-        self.index_select(&idx, 1)
-    }
+/// Reverses axis 1 (time) of `(S, T, ...)`.
+fn flip_time(z: &Tensor) -> candle_core::Result<Tensor> {
+    let t = z.dim(1)?;
+    let idx = Tensor::from_vec((0..t as u32).rev().collect::<Vec<_>>(), t, z.device())?;
+    z.index_select(&idx, 1)
 }
 
 /// Per-pixel spread of several samples of one step: the standard deviation over samples of each

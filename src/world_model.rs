@@ -195,6 +195,13 @@ impl WorldModel {
         Ok(out)
     }
 
+    /// Where each of the model's bodies is in a frame (located by its colour; `None` when not
+    /// found), in the order of `meta.bodies`.
+    pub fn locate_bodies(&self, frame: &[u8]) -> Vec<Option<[f32; 2]>> {
+        let w = self.meta.resolution[1];
+        self.meta.bodies.iter().map(|b| crate::eval::metrics::locate(frame, w, b.colour)).collect()
+    }
+
     /// Maps an action to [-1, 1] by the spec's range; refuses a wrong length or a non-finite value.
     pub fn normalise_action(&self, a: &[f32]) -> Result<Vec<f32>, WorldModelError> {
         let s = &self.meta.action_spec;
@@ -213,17 +220,24 @@ impl WorldModel {
             .collect()
     }
 
-    fn check_query(&self, q: &Query) -> Result<(), WorldModelError> {
+    /// Checks the sizes every request shares: 1 to K context frames, a horizon in
+    /// 1..=[`MAX_HORIZON`], 1 to 256 samples.
+    pub(crate) fn check_counts(&self, context: usize, horizon: usize, samples: usize) -> Result<(), WorldModelError> {
         let k = self.meta.context;
-        if q.context.is_empty() || q.context.len() > k {
-            return Err(WorldModelError::Query(format!("{} context frames; the model takes 1 to {k}", q.context.len())));
+        if context == 0 || context > k {
+            return Err(WorldModelError::Query(format!("{context} context frames; the model takes 1 to {k}")));
         }
-        if q.actions.is_empty() || q.actions.len() > MAX_HORIZON {
-            return Err(WorldModelError::Query(format!("horizon {} must be in 1..={MAX_HORIZON}", q.actions.len())));
+        if horizon == 0 || horizon > MAX_HORIZON {
+            return Err(WorldModelError::Query(format!("horizon {horizon} must be in 1..={MAX_HORIZON}")));
         }
-        if q.samples == 0 || q.samples > 256 {
-            return Err(WorldModelError::Query(format!("{} samples; ask for 1 to 256", q.samples)));
+        if samples == 0 || samples > 256 {
+            return Err(WorldModelError::Query(format!("{samples} samples; ask for 1 to 256")));
         }
+        Ok(())
+    }
+
+    fn check_query(&self, q: &Query) -> Result<(), WorldModelError> {
+        self.check_counts(q.context.len(), q.actions.len(), q.samples)?;
         if let Some(p) = &q.past_actions {
             if p.len() + 1 != q.context.len() {
                 return Err(WorldModelError::Query(format!("{} past actions for {} context frames; give one fewer than frames", p.len(), q.context.len())));

@@ -11,7 +11,7 @@ use crate::data::{Dataset, Episode};
 use crate::model::diffusion::SamplerConfig;
 use crate::scene::Role;
 use crate::world_model::{Query, WorldModel};
-use metrics::{dist, locate, psnr, ssim};
+use metrics::{dist, psnr, ssim};
 
 /// What to evaluate.
 #[derive(Debug, Clone)]
@@ -158,7 +158,7 @@ fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec
             (Some(f), _) => {
                 acc.psnr.add(t, psnr(&f[t], truth));
                 acc.ssim.add(t, ssim(&f[t], truth, h, w));
-                wm.meta.bodies.iter().map(|b| locate(&f[t], w, b.colour)).collect()
+                wm.locate_bodies(&f[t])
             }
             (None, Some(p)) => p[t].clone(),
             (None, None) => return,
@@ -189,12 +189,11 @@ fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec
 }
 
 fn windows<'a>(eps: &'a [Episode], wm: &WorldModel, k: usize, horizon: usize) -> Vec<Window<'a>> {
-    let w = wm.meta.resolution[1];
     eps.iter()
         .filter(|e| e.steps() + 1 >= k + horizon)
         .map(|ep| {
             let truth: Vec<&[u8]> = (k..k + horizon).map(|t| ep.frame(t)).collect();
-            let locate_all = |f: &[u8]| wm.meta.bodies.iter().map(|b| locate(f, w, b.colour)).collect::<Vec<_>>();
+            let locate_all = |f: &[u8]| wm.locate_bodies(f);
             let true_pos: Vec<Vec<Option<[f32; 2]>>> = truth.iter().map(|f| locate_all(f)).collect();
             let start = locate_all(ep.frame(k - 1));
             let pushed = wm
@@ -258,7 +257,6 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
     };
     let preds = run(&wins, horizon, false)?;
     let shuffled = run(&wins, horizon, true)?;
-    let w = wm.meta.resolution[1];
     let mut model = CurveAcc::new(horizon);
     let mut copy = CurveAcc::new(horizon);
     let mut cv = CurveAcc::new(horizon);
@@ -270,8 +268,8 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
         let last = win.ep.frame(k - 1).to_vec();
         score(&mut copy, win, wm, Some(&vec![last; horizon]), None);
         // Constant velocity from the last two context frames' located positions.
-        let p1: Vec<Option<[f32; 2]>> = wm.meta.bodies.iter().map(|b| locate(win.ep.frame(k - 1), w, b.colour)).collect();
-        let p0: Vec<Option<[f32; 2]>> = if k >= 2 { wm.meta.bodies.iter().map(|b| locate(win.ep.frame(k - 2), w, b.colour)).collect() } else { p1.clone() };
+        let p1 = wm.locate_bodies(win.ep.frame(k - 1));
+        let p0 = if k >= 2 { wm.locate_bodies(win.ep.frame(k - 2)) } else { p1.clone() };
         let extrap: Vec<Vec<Option<[f32; 2]>>> = (0..horizon)
             .map(|t| {
                 p1.iter()

@@ -20,16 +20,8 @@ pub struct FramePool {
 impl FramePool {
     /// Loads every episode of `ds`.
     pub fn load(ds: &mut Dataset, val_fraction: f64) -> Result<Self, DataError> {
-        let n = ds.len();
-        if n < 2 {
-            return Err(DataError::Invalid(format!("{}: {n} episodes; training needs at least 2", ds.dir().display())));
-        }
-        let n_val = ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1);
-        let mut eps = (0..n).map(|i| ds.episode(i)).collect::<Result<Vec<_>, _>>()?;
-        let val = eps.split_off(n - n_val);
-        let [height, width] = ds.manifest.resolution;
-        let index = |e: &[Episode]| e.iter().enumerate().flat_map(|(i, ep)| (0..ep.num_frames()).map(move |t| (i, t))).collect();
-        Ok(FramePool { height, width, train_index: index(&eps), val_index: index(&val), train: eps, val })
+        let (train, val) = split(ds, val_fraction)?;
+        Ok(Self::from_parts(ds.manifest.resolution, train, val))
     }
 
     /// Loads several datasets of the same scene (for example one per data-collection policy):
@@ -38,7 +30,7 @@ impl FramePool {
         let Some((first, rest)) = sets.split_first_mut() else {
             return Err(DataError::Invalid("training needs at least one dataset".into()));
         };
-        let mut pool = Self::load(first, val_fraction)?;
+        let (mut train, mut val) = split(first, val_fraction)?;
         for ds in rest {
             let (a, b) = (&pool_manifest_key(first), &pool_manifest_key(ds));
             if a != b {
@@ -47,14 +39,16 @@ impl FramePool {
                     ds.dir().display(), b.0, b.1, b.2, b.3, first.dir().display(), a.0, a.1, a.2, a.3
                 )));
             }
-            let more = Self::load(ds, val_fraction)?;
-            pool.train.extend(more.train);
-            pool.val.extend(more.val);
+            let (t, v) = split(ds, val_fraction)?;
+            train.extend(t);
+            val.extend(v);
         }
+        Ok(Self::from_parts(first.manifest.resolution, train, val))
+    }
+
+    fn from_parts([height, width]: [usize; 2], train: Vec<Episode>, val: Vec<Episode>) -> Self {
         let index = |e: &[Episode]| e.iter().enumerate().flat_map(|(i, ep)| (0..ep.num_frames()).map(move |t| (i, t))).collect();
-        pool.train_index = index(&pool.train);
-        pool.val_index = index(&pool.val);
-        Ok(pool)
+        FramePool { height, width, train_index: index(&train), val_index: index(&val), train, val }
     }
 
     /// Frames available for training.
@@ -83,6 +77,18 @@ impl FramePool {
     pub fn train_seeds(&self) -> Vec<u64> {
         self.train.iter().map(|e| e.seed).collect()
     }
+}
+
+/// Every episode of `ds`, the last `val_fraction` (at least one) held out.
+fn split(ds: &mut Dataset, val_fraction: f64) -> Result<(Vec<Episode>, Vec<Episode>), DataError> {
+    let n = ds.len();
+    if n < 2 {
+        return Err(DataError::Invalid(format!("{}: {n} episodes; training needs at least 2", ds.dir().display())));
+    }
+    let n_val = ((n as f64 * val_fraction).round() as usize).clamp(1, n - 1);
+    let mut eps = (0..n).map(|i| ds.episode(i)).collect::<Result<Vec<_>, _>>()?;
+    let val = eps.split_off(n - n_val);
+    Ok((eps, val))
 }
 
 fn pool_manifest_key(ds: &Dataset) -> (String, String, [usize; 2], usize) {

@@ -152,20 +152,23 @@ fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, de
     let mut anchor_dist = vec![0f32; b];
     for i in 0..b {
         let e = &eps[rng.below(eps.len())];
-        let captioned = cfg.text.is_some() && e.frames > CLIP_STEPS && (rng.uniform() as f64) < dc.text_fraction;
+        // The caption encoder's config when this window is a captioned clip.
+        let clip_text = cfg.text.as_ref().filter(|_| e.frames > CLIP_STEPS && (rng.uniform() as f64) < dc.text_fraction);
+        let captioned = clip_text.is_some();
         let dir: isize = if !captioned && cfg.bidirectional && (rng.uniform() as f64) < dc.reverse_fraction { -1 } else { 1 };
         let last = e.frames as isize - 1;
         // Target frame t and how many frames lie behind it in the window's direction.
-        let (t, behind) = if captioned {
+        let (t, behind) = if let Some(text_cfg) = clip_text {
             let s0 = rng.below(e.frames - CLIP_STEPS);
             let j = 1 + rng.below(CLIP_STEPS);
-            let text_cfg = cfg.text.as_ref().expect("captioned implies text");
             let first: Vec<[f32; 2]> = e.pos[s0 * nb..(s0 + 1) * nb].to_vec();
             let end = s0 + CLIP_STEPS;
             let motion = clip_motion(&first, &e.pos[end * nb..(end + 1) * nb]);
             let caption = phrase_motion(sm.names, &motion, &TRAIN_PHRASING, |n| rng.below(n));
+            // A caption longer than the encoder reads trains as an uncaptioned clip.
             tokens[i] = tokenize(&caption, text_cfg).ok();
-            text_keep[i] = if rng.uniform() < 0.15 { 0.0 } else { 1.0 };
+            let dropped = rng.uniform() < 0.15;
+            text_keep[i] = if dropped || tokens[i].is_none() { 0.0 } else { 1.0 };
             progress[i] = j as f32 / CLIP_STEPS as f32;
             ((s0 + j) as isize, j)
         } else if dir > 0 {
@@ -439,6 +442,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         save_json(&state_path, state)?;
         Ok(())
     };
+    let sm = Sampling { dit: &dit_cfg, dyn_cfg: dc, delta_scale: meta.delta_scale, names: &names };
     while state.step < job.stage.steps {
         if *budget == 0 {
             state.seconds = started.elapsed().as_secs_f64();
@@ -449,7 +453,6 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         let step = state.step;
         opt.config.lr = lr_at(job.stage, step);
         let mut rng = Rng::new(job.seed ^ 0xd1ce ^ crate::rng::mix64(step.wrapping_add(1)));
-        let sm = Sampling { dit: &dit_cfg, dyn_cfg: dc, delta_scale: meta.delta_scale, names: &names };
         let batch = make_batch(&train, &mut rng, job.stage.batch, &sm, &device)?;
         let loss = batch_loss(&wm, &batch, dc, &mut rng)?;
         let grads = loss.backward()?;
@@ -466,7 +469,6 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             let mut vr = Rng::new(0x5eed);
             let mut total = 0.0;
             for _ in 0..4 {
-                let sm = Sampling { dit: &dit_cfg, dyn_cfg: dc, delta_scale: meta.delta_scale, names: &names };
                 let vb = make_batch(&val, &mut vr, 32, &sm, &device)?;
                 total += batch_loss(&wm, &vb, dc, &mut vr)?.to_scalar::<f32>()? as f64 / 4.0;
             }

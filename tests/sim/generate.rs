@@ -3,10 +3,9 @@
 //! a continuous path (a cross-fade does not); edit strength moves the video away from its input
 //! monotonically.
 
-use std::sync::Arc;
 
 use foresight::data::Dataset;
-use foresight::eval::metrics::{dist, locate, mean_abs_diff, path_score};
+use foresight::eval::metrics::{dist, mean_abs_diff, path_score};
 use foresight::generate::cross_fade;
 use foresight::model::diffusion::SamplerConfig;
 use foresight::world_model::WorldModel;
@@ -32,7 +31,7 @@ fn interpolation_beats_a_cross_fade_and_edits_grow_with_strength_on_the_shipped_
     let s = SamplerConfig { steps: 2, ..wm.meta.sampler };
     let w = wm.meta.resolution[1];
     let colours: Vec<[u8; 3]> = wm.meta.bodies.iter().map(|b| b.colour).collect();
-    let pos = |f: &[u8]| colours.iter().map(|&c| locate(f, w, c)).collect::<Vec<_>>();
+    let pos = |f: &[u8]| wm.locate_bodies(f);
     let body_dist = |a: &[u8], b: &[u8]| {
         let d: Vec<f32> = pos(a).into_iter().zip(pos(b)).filter_map(|(p, q)| Some(dist(p?, q?))).collect();
         d.iter().sum::<f32>() / d.len().max(1) as f32

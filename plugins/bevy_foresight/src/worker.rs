@@ -27,7 +27,7 @@ impl Predictor for WorldModel {
         WorldModel::predict_batch(self, queries, sampler)
     }
     fn generate(&self, reqs: &[Generate], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError> {
-        Ok(WorldModel::generate(self, reqs, sampler)?.into_iter().map(|g| Prediction { frames: g.frames, latents: g.latents }).collect())
+        WorldModel::generate(self, reqs, sampler)
     }
 }
 

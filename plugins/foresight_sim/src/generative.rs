@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use foresight::data::events::{clip_motion, motion_agreement, phrase_motion, Phrasing, CLIP_STEPS, HELDOUT_PHRASING, TRAIN_PHRASING};
 use foresight::data::{Dataset, Episode};
-use foresight::eval::metrics::{dist, locate, mean_abs_diff, path_score};
+use foresight::eval::metrics::{dist, mean_abs_diff, path_score};
 use foresight::generate::{cross_fade, mean_frame, pearson, spread_map, Generate};
 use foresight::model::diffusion::SamplerConfig;
 use foresight::rng::Rng;
@@ -140,17 +140,12 @@ pub struct InterpolationReport {
     pub truth_position_error_px: f64,
 }
 
-fn positions(wm: &WorldModel, f: &[u8]) -> Vec<Option<[f32; 2]>> {
-    let w = wm.meta.resolution[1];
-    wm.meta.bodies.iter().map(|b| locate(f, w, b.colour)).collect()
-}
-
 /// Mean over bodies visible in the truth; a body missing from the prediction costs half the
 /// frame's diagonal (as in `foresight eval`).
 fn position_error(wm: &WorldModel, pred: &[u8], truth: &[u8]) -> Option<f64> {
     let [h, w] = wm.meta.resolution;
     let half = ((h * h + w * w) as f32).sqrt() / 2.0;
-    let (p, t) = (positions(wm, pred), positions(wm, truth));
+    let (p, t) = (wm.locate_bodies(pred), wm.locate_bodies(truth));
     let errs: Vec<f64> = p.iter().zip(&t).filter_map(|(p, t)| t.map(|t| p.map_or(half, |p| dist(p, t)) as f64)).collect();
     (!errs.is_empty()).then(|| errs.iter().sum::<f64>() / errs.len() as f64)
 }
@@ -171,8 +166,8 @@ fn per_step(series: &[Vec<f64>]) -> Vec<f64> {
 
 fn motion_of(wm: &WorldModel, first: &[u8], last: &[u8]) -> Vec<Option<&'static str>> {
     let nan = [f32::NAN; 2];
-    let a: Vec<[f32; 2]> = positions(wm, first).into_iter().map(|p| p.unwrap_or(nan)).collect();
-    let b: Vec<[f32; 2]> = positions(wm, last).into_iter().map(|p| p.unwrap_or(nan)).collect();
+    let a: Vec<[f32; 2]> = wm.locate_bodies(first).into_iter().map(|p| p.unwrap_or(nan)).collect();
+    let b: Vec<[f32; 2]> = wm.locate_bodies(last).into_iter().map(|p| p.unwrap_or(nan)).collect();
     clip_motion(&a, &b)
 }
 
@@ -302,12 +297,12 @@ pub fn evaluate_generative(wm: &WorldModel, scene: &Arc<Scene>, ds: &mut Dataset
             let g = wm.interpolate(&a, &b, n, 1, cfg.seed ^ i as u64, &sampler)?;
             let tr = &g.frames[0];
             let body_dist = |x: &[u8], y: &[u8]| -> Option<f64> {
-                let d: Vec<f64> = positions(wm, x).iter().zip(positions(wm, y)).filter_map(|(p, q)| Some(dist((*p)?, q?) as f64)).collect();
+                let d: Vec<f64> = wm.locate_bodies(x).iter().zip(wm.locate_bodies(y)).filter_map(|(p, q)| Some(dist((*p)?, q?) as f64)).collect();
                 (!d.is_empty()).then(|| mean(&d))
             };
             sd.extend(body_dist(&tr[0], &a[3]));
             ed.extend(body_dist(&tr[n - 1], &b[0]));
-            let start = positions(wm, &a[3]);
+            let start = wm.locate_bodies(&a[3]);
             ps.push(path_score(&tr.iter().map(|f| f.as_slice()).collect::<Vec<_>>(), w, &colours, &start, 8.0));
             let fade = cross_fade(&a[3], &b[0], n);
             cf.push(path_score(&fade.iter().map(|f| f.as_slice()).collect::<Vec<_>>(), w, &colours, &start, 8.0));
