@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bevy::prelude::*;
-use bevy_foresight::{ForesightSystems, FuturesPredicted, PredictFutures, PredictionFailed, WorldModelPlugin};
+use bevy_foresight::PredictFutures;
 use clap::Parser;
 use headless_app::Answers;
 use foresight::eval::metrics::{dist, locate};
@@ -197,6 +197,7 @@ mod windowed {
     use super::scene_view::SceneView;
     use super::*;
     use bevy_foresight::{ForesightCamera, FuturesView, FuturesViewPlugin};
+    use bevy_foresight::{ForesightSystems, FuturesPredicted, PredictionFailed, WorldModelPlugin};
     use foresight_sim::keys::{action_from_keys, held_keys};
 
     const VIEW: f32 = 512.0;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use bevy::prelude::*;
-use bevy_foresight::{ForesightDiagnostics, ForesightSystems, FuturesPredicted, PredictFutures, PredictionFailed, WorldModelPlugin};
+use bevy_foresight::{ForesightDiagnostics, PredictFutures};
 use clap::Parser;
 use headless_app::Answers;
 use foresight::eval::metrics::{dist, locate};
@@ -259,6 +259,7 @@ mod windowed {
     use super::scene_view::SceneView;
     use super::*;
     use bevy_foresight::{ContextSource, ForesightCamera, FuturesView, FuturesViewPlugin, Ghost, PredictedFutures};
+    use bevy_foresight::{ForesightSystems, FuturesPredicted, PredictionFailed, WorldModelPlugin};
 
     const VIEW: f32 = 512.0;
     const TILE: f32 = 40.0;

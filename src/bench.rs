@@ -68,18 +68,20 @@ pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
         Ok(())
     })?;
     let [lc, lh, lw] = wm.meta.dit.latent;
+    let slots = wm.meta.dit.action_slots();
     let inputs = |bsz: usize| -> candle_core::Result<Vec<Tensor>> {
         Ok(vec![
-            Tensor::randn(0f32, 1.0, (bsz, lc, lh, lw), &dev)?,
+            Tensor::randn(0f32, 1.0, (bsz, wm.meta.dit.chunk * lc, lh, lw), &dev)?,
             Tensor::randn(0f32, 1.0, (bsz, k, lc, lh, lw), &dev)?,
             Tensor::ones((bsz, k), DType::F32, &dev)?,
             Tensor::full(0.5f32, bsz, &dev)?,
             Tensor::zeros(bsz, DType::F32, &dev)?,
-            Tensor::randn(0f32, 1.0, (bsz, k, dim), &dev)?,
+            Tensor::randn(0f32, 1.0, (bsz, slots, dim), &dev)?,
+            Tensor::ones((bsz, slots), DType::F32, &dev)?,
         ])
     };
     let fwd = |x: &[Tensor]| {
-        wm.dit.forward(&DitInput { noisy: &x[0], context: &x[1], context_mask: &x[2], tau: &x[3], context_noise: &x[4], actions: &x[5], action_mask: &x[2], drop_actions: &x[4], extras: None })
+        wm.dit.forward(&DitInput { noisy: &x[0], context: &x[1], context_mask: &x[2], tau: &x[3], context_noise: &x[4], actions: &x[5], action_mask: &x[6], drop_actions: &x[4], extras: None })
     };
     let x64 = inputs(64)?;
     let t_fwd = best_of(3, || {

@@ -310,6 +310,9 @@ impl WorldModel {
         let a_dim = self.meta.action_spec.dim;
         let [lc, lh, lw] = self.meta.dit.latent;
         let cells = lc * lh * lw;
+        // Each call denoises a chunk of F frames; the last chunk's surplus frames are dropped.
+        let f = self.meta.dit.chunk;
+        let slots = self.meta.dit.action_slots();
         let dev = &self.device;
         struct Row {
             stream: usize,
@@ -325,7 +328,7 @@ impl WorldModel {
             }
         }
         let horizon = streams.iter().map(|s| s.1.steps).max().unwrap_or(0);
-        for t in 0..horizon {
+        for t in (0..horizon).step_by(f) {
             let active: Vec<usize> = (0..rows.len()).filter(|&r| t < streams[rows[r].stream].1.steps).collect();
             // One batched call per SDEdit strength (1 for plain generation).
             let mut groups: Vec<(f32, Vec<usize>)> = Vec::new();
@@ -340,10 +343,10 @@ impl WorldModel {
                 let b = members.len();
                 let mut ctx = vec![0f32; b * k * cells];
                 let mut cmask = vec![0f32; b * k];
-                let mut acts = vec![0f32; b * k * a_dim];
-                let mut amask = vec![0f32; b * k];
+                let mut acts = vec![0f32; b * slots * a_dim];
+                let mut amask = vec![0f32; b * slots];
                 let mut drop = vec![0f32; b];
-                let mut start = Vec::with_capacity(b * cells);
+                let mut start = Vec::with_capacity(b * f * cells);
                 let mut tokens: Vec<Option<&Tokens>> = vec![None; b];
                 let (mut keep, mut progress, mut reverse) = (vec![0f32; b], vec![0f32; b], vec![0f32; b]);
                 let (mut anchor, mut anchor_mask, mut anchor_dist) = (vec![0f32; b * cells], vec![0f32; b], vec![0f32; b]);
@@ -351,7 +354,9 @@ impl WorldModel {
                 for (i, &r) in members.iter().enumerate() {
                     let plan = &streams[rows[r].stream].1;
                     let row = &mut rows[r];
-                    row.acts.push(plan.actions.as_ref().map(|a| a[t].clone()));
+                    // Step t + j's action (past the plan's end, its last one: those frames are dropped).
+                    let act = |j: usize| plan.actions.as_ref().map(|a| a[(t + j).min(plan.steps - 1)].clone());
+                    row.acts.push(act(0));
                     drop[i] = plan.actions.is_none() as u8 as f32;
                     // Right-align the last K frames and the actions that follow them.
                     let nf = row.frames.len();
@@ -360,23 +365,35 @@ impl WorldModel {
                         ctx[(i * k + slot) * cells..(i * k + slot + 1) * cells].copy_from_slice(&row.frames[nf - 1 - j]);
                         cmask[i * k + slot] = 1.0;
                         if let Some(Some(a)) = row.acts.get(nf - 1 - j) {
-                            acts[(i * k + slot) * a_dim..(i * k + slot + 1) * a_dim].copy_from_slice(a);
-                            amask[i * k + slot] = 1.0;
+                            acts[(i * slots + slot) * a_dim..(i * slots + slot + 1) * a_dim].copy_from_slice(a);
+                            amask[i * slots + slot] = 1.0;
                         }
                     }
-                    let noise = seeded_noise(&mut row.rng, &[cells], dev)?.to_vec1::<f32>()?;
+                    for j in 1..f {
+                        let slot = k - 1 + j;
+                        if let Some(a) = act(j) {
+                            acts[(i * slots + slot) * a_dim..(i * slots + slot + 1) * a_dim].copy_from_slice(&a);
+                            amask[i * slots + slot] = 1.0;
+                        }
+                        // Keeps `acts[n]` the action after frame n once the chunk is appended.
+                        row.acts.push(act(j));
+                    }
+                    let noise = seeded_noise(&mut row.rng, &[f * cells], dev)?.to_vec1::<f32>()?;
                     match &plan.edit {
                         // SDEdit: the input's change from the window's last frame, noised to `s`.
                         Some((input, s)) => {
                             let last = &row.frames[nf - 1];
-                            start.extend((0..cells).map(|c| (1.0 - s) * (input[t][c] - last[c]) / self.meta.delta_scale + s * noise[c]));
+                            for j in 0..f {
+                                let inp = &input[(t + j).min(plan.steps - 1)];
+                                start.extend((0..cells).map(|c| (1.0 - s) * (inp[c] - last[c]) / self.meta.delta_scale + s * noise[j * cells + c]));
+                            }
                         }
                         None => start.extend(noise.iter().map(|n| n * sampler.temperature)),
                     }
                     if let Some(tk) = &plan.text {
                         tokens[i] = Some(tk);
                         keep[i] = 1.0;
-                        progress[i] = ((t + 1).min(CLIP_STEPS)) as f32 / CLIP_STEPS as f32;
+                        progress[i] = ((t + 1).min(CLIP_STEPS + 1 - f.min(CLIP_STEPS))) as f32 / CLIP_STEPS as f32;
                         extras = true;
                     }
                     if plan.reverse {
@@ -386,7 +403,8 @@ impl WorldModel {
                     if let Some(a) = &plan.anchor {
                         anchor[i * cells..(i + 1) * cells].copy_from_slice(a);
                         anchor_mask[i] = 1.0;
-                        anchor_dist[i] = (plan.steps - t) as f32 / ANCHOR_RANGE;
+                        // The anchor follows the last step; distance from the chunk's last frame.
+                        anchor_dist[i] = (plan.steps as f32 - (t + f - 1) as f32) / ANCHOR_RANGE;
                         extras = true;
                     }
                 }
@@ -401,8 +419,8 @@ impl WorldModel {
                 let cond = Conditioning {
                     context: &context,
                     context_mask: &Tensor::from_vec(cmask, (b, k), dev)?,
-                    actions: &Tensor::from_vec(acts, (b, k, a_dim), dev)?,
-                    action_mask: &Tensor::from_vec(amask, (b, k), dev)?,
+                    actions: &Tensor::from_vec(acts, (b, slots, a_dim), dev)?,
+                    action_mask: &Tensor::from_vec(amask, (b, slots), dev)?,
                     drop_actions: &v(drop)?,
                     extras: extras.then(|| DitExtras {
                         text: text.as_ref().map(|(w, m)| (w, m)),
@@ -414,14 +432,28 @@ impl WorldModel {
                         anchor_dist: &anchor_dist,
                     }),
                 };
-                let start = Tensor::from_vec(start, (b, lc, lh, lw), dev)?;
-                let delta = sample_from(&self.dit, &cond, &start, strength, sampler)?;
-                let last = context.narrow(1, k - 1, 1)?.squeeze(1)?;
-                let next: Vec<f32> = (last + (delta * self.meta.delta_scale as f64)?)?.flatten_all()?.to_vec1()?;
+                let start = Tensor::from_vec(start, (b, f * lc, lh, lw), dev)?;
+                let delta = sample_from(&self.dit, &cond, &start, strength, sampler)?.reshape((b, f, lc, lh, lw))?;
+                let last = context.narrow(1, k - 1, 1)?;
+                let next: Vec<f32> = last.broadcast_add(&(delta * self.meta.delta_scale as f64)?)?.flatten_all()?.to_vec1()?;
+                // With `reencode`, the window goes on from the frames as images (the outputs stay
+                // the predicted latents).
+                let window = if sampler.reencode && t + f < horizon {
+                    let z = Tensor::from_vec(next.clone(), (b * f, lc, lh, lw), dev)?;
+                    let frames = self.decode(&z)?;
+                    self.encode(&frames.iter().map(|x| x.as_slice()).collect::<Vec<_>>())?.flatten_all()?.to_vec1::<f32>()?
+                } else {
+                    next.clone()
+                };
                 for (i, &r) in members.iter().enumerate() {
-                    let z = next[i * cells..(i + 1) * cells].to_vec();
-                    rows[r].frames.push(z.clone());
-                    rows[r].out.push(z);
+                    let steps = streams[rows[r].stream].1.steps;
+                    for j in 0..f {
+                        let at = (i * f + j) * cells..(i * f + j + 1) * cells;
+                        if t + j < steps {
+                            rows[r].out.push(next[at.clone()].to_vec());
+                        }
+                        rows[r].frames.push(window[at].to_vec());
+                    }
                 }
             }
         }

@@ -216,6 +216,13 @@ enum Cmd {
         /// Sampler starting-noise scale (default: the checkpoint's; 0 draws the mean future).
         #[arg(long)]
         temperature: Option<f32>,
+        /// Re-encode each predicted chunk as images before it becomes context: on, off (default:
+        /// the checkpoint's).
+        #[arg(long)]
+        reencode: Option<OnOff>,
+        /// Classifier-free guidance weight on the actions (default: the checkpoint's; 1 is off).
+        #[arg(long)]
+        guidance: Option<f32>,
         /// Noise seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -329,7 +336,7 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} and {}", out.display(), gif.display());
         }
         Cmd::Train { data, config, out, resume, stop_after, init } => train(&data, &config, &out, resume, stop_after, init.as_deref(), command.clone())?,
-        Cmd::Eval { checkpoint, data, context, horizon, long_horizon, episodes, steps, temperature, seed, json } => {
+        Cmd::Eval { checkpoint, data, context, horizon, long_horizon, episodes, steps, temperature, reencode, guidance, seed, json } => {
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut ds = foresight::data::Dataset::open(&data)?;
             let mut sampler = wm.meta.sampler;
@@ -338,6 +345,12 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(t) = temperature {
                 sampler.temperature = t;
+            }
+            if let Some(r) = reencode {
+                sampler.reencode = r == OnOff::On;
+            }
+            if let Some(g) = guidance {
+                sampler.guidance = g;
             }
             let cfg = foresight::eval::EvalConfig { context, horizon, long_horizon, max_episodes: episodes, sampler, seed };
             let report = foresight::eval::evaluate(&wm, &mut ds, &cfg)?;
@@ -554,4 +567,11 @@ fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resu
         out.join("world_model.safetensors").display()
     );
     Ok(())
+}
+
+/// A switch given on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }

@@ -23,6 +23,11 @@ pub struct SamplerConfig {
     /// Classifier-free guidance weight on the caption (1 is off; used only with a caption).
     #[serde(default = "one")]
     pub text_guidance: f32,
+    /// Decode each predicted chunk to 8-bit frames and encode it again before it becomes
+    /// context: the next prediction then reads latents of real images, as in training, instead
+    /// of raw predicted latents whose small off-image errors compound.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reencode: bool,
 }
 
 fn one() -> f32 {
@@ -31,7 +36,7 @@ fn one() -> f32 {
 
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig { steps: 2, temperature: 1.0, context_noise: 0.05, guidance: 1.0, text_guidance: 1.0 }
+        SamplerConfig { steps: 2, temperature: 1.0, context_noise: 0.05, guidance: 1.0, text_guidance: 1.0, reencode: false }
     }
 }
 
@@ -63,9 +68,9 @@ pub struct Conditioning<'a> {
     pub context: &'a Tensor,
     /// `(B, K)` presence of context frames.
     pub context_mask: &'a Tensor,
-    /// `(B, K, A)` normalised actions.
+    /// `(B, K + F - 1, A)` normalised actions (see [`DitInput::actions`]).
     pub actions: &'a Tensor,
-    /// `(B, K)` presence of actions.
+    /// `(B, K + F - 1)` presence of actions.
     pub action_mask: &'a Tensor,
     /// `(B)`: 1 where the actions are left out (unconditioned on actions).
     pub drop_actions: &'a Tensor,
@@ -73,7 +78,7 @@ pub struct Conditioning<'a> {
     pub extras: Option<DitExtras<'a>>,
 }
 
-/// Draws the clean target from `noise` (B, C, H, W) with the few-step Euler sampler.
+/// Draws the clean target from `noise` (B, F·C, H, W) with the few-step Euler sampler.
 pub fn sample(dit: &Dit, cond: &Conditioning, noise: &Tensor, cfg: &SamplerConfig) -> Result<Tensor> {
     sample_from(dit, cond, &(noise * cfg.temperature as f64)?, 1.0, cfg)
 }

@@ -1,16 +1,20 @@
-//! The diffusion transformer: predicts the next latent frame from a window of context latents,
+//! The diffusion transformer: predicts the next latent frames from a window of context latents,
 //! the actions, the noise level and the context noise level.
 //!
-//! Spacetime patches: the window (K context latents and the noisy target) is cut into tubelets of
-//! `(K + 1) × p × p` latent cells, one token per `(y, x)` patch position, with the tubelet's time
-//! axis laid out in its channels (oldest context first, the noisy target last) and a presence
-//! mask for context frames that are missing (random context length 1..K in training, a single
-//! start image at inference). One token per position keeps attention at 64 tokens for a 16×16
-//! latent, so a forward pass costs what one frame's worth of tokens costs.
+//! Spacetime patches: the window (K context latents and the F noisy target frames of a chunk) is
+//! cut into tubelets of `(K + F) × p × p` latent cells, one token per `(y, x)` patch position,
+//! with the tubelet's time axis laid out in its channels (oldest context first, then the noisy
+//! targets) and a presence mask for context frames that are missing (random context length 1..K
+//! in training, a single start image at inference). One token per position keeps attention at 64
+//! tokens for a 16×16 latent, so a forward pass costs what one frame's worth of tokens costs,
+//! whatever F is: a chunk of F frames denoised together costs about one call, and its later
+//! frames carry the effect of F actions (one frame's displacement from one action is under a
+//! pixel in `push`, too little for a one-frame loss to teach action control).
 //!
 //! Conditioning (adaLN-Zero): the sum of embeddings of the noise level τ, the context noise level,
-//! and the K actions of the window (the last one leads to the target; missing ones are masked;
-//! all of them are dropped together, with a flag, for classifier-free guidance).
+//! and the K + F - 1 actions of the window (the K-th leads to the first target, the rest to the
+//! chunk's further frames; missing ones are masked; all of them are dropped together, with a
+//! flag, for classifier-free guidance).
 //!
 //! Optional conditions ([`DitExtras`], issue 6), each entering through a branch whose last layer
 //! starts at zero, so that a checkpoint fine-tuned with them starts as the model it came from:
@@ -57,6 +61,18 @@ pub struct DitConfig {
     /// Backward prediction and anchor frames.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bidirectional: bool,
+    /// Frames predicted (denoised jointly) per call: the target's tubelet spans this many future
+    /// frames, each with its action. 1 is one frame a call.
+    #[serde(default = "one_frame", skip_serializing_if = "is_one_frame")]
+    pub chunk: usize,
+}
+
+fn one_frame() -> usize {
+    1
+}
+
+fn is_one_frame(n: &usize) -> bool {
+    *n == 1
 }
 
 impl DitConfig {
@@ -65,6 +81,9 @@ impl DitConfig {
         let [c, h, w] = self.latent;
         if [c, h, w, self.patch, self.context, self.action_dim, self.dim, self.depth, self.heads, self.mlp_ratio].contains(&0) {
             return Err("every dynamics size must be positive".into());
+        }
+        if !(1..=8).contains(&self.chunk) {
+            return Err(format!("chunk {} must be in 1..=8 frames a call", self.chunk));
         }
         if h % self.patch != 0 || w % self.patch != 0 {
             return Err(format!("latent {h}x{w} is not a multiple of patch {}", self.patch));
@@ -76,6 +95,12 @@ impl DitConfig {
             t.validate()?;
         }
         Ok(())
+    }
+
+    /// Action slots of a window: one after each context frame (the last leads to the first
+    /// target), then one before each further target frame of the chunk.
+    pub fn action_slots(&self) -> usize {
+        self.context + self.chunk - 1
     }
 
     /// Tokens per prediction.
@@ -115,7 +140,8 @@ impl ScalarEmbed {
 
 /// The inputs of one denoising call.
 pub struct DitInput<'a> {
-    /// Noisy target `(B, C, H, W)` (normalised delta space).
+    /// Noisy target `(B, F·C, H, W)` (normalised delta space): the chunk's F frames stacked in
+    /// channels, each the change from the last context frame.
     pub noisy: &'a Tensor,
     /// Context latents `(B, K, C, H, W)`, oldest first, zeros where missing (normalised).
     pub context: &'a Tensor,
@@ -125,9 +151,10 @@ pub struct DitInput<'a> {
     pub tau: &'a Tensor,
     /// Noise level added to the context, `(B)`.
     pub context_noise: &'a Tensor,
-    /// Actions `(B, K, A)` (normalised); `actions[k]` follows context frame k.
+    /// Actions `(B, K + F - 1, A)` (normalised); `actions[k]` follows context frame k for k < K,
+    /// then `actions[K - 1 + i]` leads from target frame i - 1 to target frame i.
     pub actions: &'a Tensor,
-    /// `(B, K)`: 1 where an action is present.
+    /// `(B, K + F - 1)`: 1 where an action is present.
     pub action_mask: &'a Tensor,
     /// `(B)`: 1 drops every action (the unconditional branch of guidance).
     pub drop_actions: &'a Tensor,
@@ -150,7 +177,8 @@ pub struct DitExtras<'a> {
     pub anchor: &'a Tensor,
     /// `(B)`: 1 where an anchor is given.
     pub anchor_mask: &'a Tensor,
-    /// `(B)`: steps from the target to the anchor divided by [`ANCHOR_RANGE`].
+    /// `(B)`: steps from the chunk's last target frame to the anchor divided by
+    /// [`ANCHOR_RANGE`] (with F > 1 it may be 2 - F..0: the anchor is one of the chunk's frames).
     pub anchor_dist: &'a Tensor,
 }
 
@@ -186,11 +214,11 @@ impl Dit {
             pos: vb.get_with_hints((c.tokens(), d), "pos", candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?,
             tau_embed: ScalarEmbed::new(d, vb.pp("tau_embed"))?,
             ctx_noise_embed: ScalarEmbed::new(d, vb.pp("ctx_noise_embed"))?,
-            act1: linear(c.context * (c.action_dim + 1) + 1, d, vb.pp("act1"))?,
+            act1: linear(c.action_slots() * (c.action_dim + 1) + 1, d, vb.pp("act1"))?,
             act2: linear(d, d, vb.pp("act2"))?,
             blocks: (0..c.depth).map(|i| AdaBlock::new(d, c.heads, c.mlp_ratio, vb.pp(format!("block{i}")))).collect::<Result<_>>()?,
             final_mod: linear_zero(d, 2 * d, vb.pp("final_mod"))?,
-            out: linear_zero(d, cell, vb.pp("out"))?,
+            out: linear_zero(d, c.chunk * cell, vb.pp("out"))?,
             text: match &c.text {
                 Some(t) => Some((TextEncoder::new(t.clone(), d, vb.pp("text"))?, ScalarEmbed::new_zero(d, vb.pp("progress_embed"))?)),
                 None => None,
@@ -200,15 +228,22 @@ impl Dit {
         })
     }
 
-    /// Width of a token before embedding: K context cells, the target, K presence flags, and
-    /// with `bidirectional` the anchor's cells and its flag (appended last, so that an older
-    /// checkpoint's embedding is a prefix of the new one).
+    /// Width of a token before embedding: K context cells, the first target frame, K presence
+    /// flags, with `bidirectional` the anchor's cells and its flag, then the chunk's further
+    /// target frames (each addition appended last, so that an older checkpoint's embedding is a
+    /// prefix of the new one).
     pub fn embed_inputs(c: &DitConfig) -> usize {
         let cell = c.latent[0] * c.patch * c.patch;
-        (c.context + 1) * cell + c.context + if c.bidirectional { cell + 1 } else { 0 }
+        (c.context + 1) * cell + c.context + if c.bidirectional { cell + 1 } else { 0 } + (c.chunk - 1) * cell
     }
 
-    /// Predicts the clean target (normalised delta) `(B, C, H, W)`.
+    /// Width of the action features: the first K slots with their presence flags and the drop
+    /// flag (the layout before chunks), then the chunk's further slots and flags.
+    pub fn action_inputs(c: &DitConfig) -> usize {
+        c.action_slots() * (c.action_dim + 1) + 1
+    }
+
+    /// Predicts the clean target (normalised deltas) `(B, F·C, H, W)`.
     pub fn forward(&self, inp: &DitInput) -> Result<Tensor> {
         let c = &self.config;
         let [lc, lh, lw] = c.latent;
@@ -218,10 +253,12 @@ impl Dit {
         // Tubelets: (B, K, C, H, W) ++ (B, 1, C, H, W) -> (B, (K+1)*C*p², gh, gw) -> (B, T, ·)
         let ctx = inp.context.reshape((b * k, lc, lh, lw))?;
         let ctx = pixel_unshuffle(&ctx, c.patch)?.reshape((b, k * cell, gh, gw))?;
+        let f = c.chunk;
+        // Frame i of the chunk holds channels i·cell..(i+1)·cell after the unshuffle.
         let tgt = pixel_unshuffle(inp.noisy, c.patch)?;
         let mask = inp.context_mask.reshape((b, k, 1, 1))?.broadcast_as((b, k, gh, gw))?.contiguous()?;
         let dev = inp.noisy.device();
-        let mut parts = vec![ctx, tgt, mask];
+        let mut parts = vec![ctx, tgt.narrow(1, 0, cell)?, mask];
         if self.bidir.is_some() {
             let (anchor, amask) = match inp.extras {
                 Some(e) => (pixel_unshuffle(e.anchor, c.patch)?, e.anchor_mask.clone()),
@@ -230,6 +267,9 @@ impl Dit {
             parts.push(anchor);
             parts.push(amask.reshape((b, 1, 1, 1))?.broadcast_as((b, 1, gh, gw))?.contiguous()?);
         }
+        if f > 1 {
+            parts.push(tgt.narrow(1, cell, (f - 1) * cell)?);
+        }
         let x = Tensor::cat(&parts, 1)?;
         let x = x.flatten_from(2)?.transpose(1, 2)?.contiguous()?;
         let mut h = self.embed.forward(&x)?.broadcast_add(&self.pos)?;
@@ -237,7 +277,13 @@ impl Dit {
         let keep = (1.0 - inp.drop_actions)?;
         let acts = inp.actions.broadcast_mul(&inp.action_mask.unsqueeze(2)?)?.broadcast_mul(&keep.reshape((b, 1, 1))?)?;
         let amask = inp.action_mask.broadcast_mul(&keep.reshape((b, 1))?)?;
-        let a = Tensor::cat(&[&acts.flatten_from(1)?, &amask, &inp.drop_actions.reshape((b, 1))?], 1)?;
+        let first = [acts.narrow(1, 0, k)?.flatten_from(1)?, amask.narrow(1, 0, k)?, inp.drop_actions.reshape((b, 1))?];
+        let a = if f > 1 {
+            let n = f - 1;
+            Tensor::cat(&[&first[0], &first[1], &first[2], &acts.narrow(1, k, n)?.flatten_from(1)?, &amask.narrow(1, k, n)?], 1)?
+        } else {
+            Tensor::cat(&first, 1)?
+        };
         let cond = (self.tau_embed.forward(inp.tau)? + self.ctx_noise_embed.forward(inp.context_noise)?)?;
         let mut cond = (cond + self.act2.forward(&self.act1.forward(&a)?.silu()?)?)?;
         if let (Some((enc, progress)), Some(e)) = (&self.text, inp.extras) {
@@ -257,8 +303,8 @@ impl Dit {
         }
         let m = self.final_mod.forward(&cond.silu()?)?.unsqueeze(1)?.chunk(2, D::Minus1)?;
         let h = norm(&h)?.broadcast_mul(&(&m[1] + 1.0)?)?.broadcast_add(&m[0])?;
-        // (B, T, C·p²) -> (B, C, H, W)
-        let y = self.out.forward(&h)?.transpose(1, 2)?.reshape((b, cell, gh, gw))?;
+        // (B, T, F·C·p²) -> (B, F·C, H, W)
+        let y = self.out.forward(&h)?.transpose(1, 2)?.reshape((b, f * cell, gh, gw))?;
         pixel_shuffle(&y, c.patch)
     }
 
@@ -280,6 +326,6 @@ impl Dit {
         let (t, d) = (c.tokens() as f64, c.dim as f64);
         let cell = (c.latent[0] * c.patch * c.patch) as f64;
         let per_block = t * (3.0 * d * d + d * d + 2.0 * d * d * c.mlp_ratio as f64) + 2.0 * t * t * d;
-        2.0 * (c.depth as f64 * per_block + t * d * ((c.context as f64 + 1.0) * cell + c.context as f64) + t * d * cell)
+        2.0 * (c.depth as f64 * per_block + t * d * Self::embed_inputs(c) as f64 + t * d * c.chunk as f64 * cell)
     }
 }

@@ -59,6 +59,9 @@ pub struct DynamicsConfig {
     /// Fraction of windows given an anchor frame 1 to 32 steps beyond the target.
     #[serde(default)]
     pub anchor_fraction: f64,
+    /// Frames predicted jointly per call (absent: 1, or the `--init` checkpoint's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chunk: Option<usize>,
 }
 
 impl DynamicsConfig {
@@ -135,14 +138,15 @@ fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, de
     let dc = sm.dyn_cfg;
     let [lc, lh, lw] = cfg.latent;
     let cells = lc * lh * lw;
-    let (k, a_dim) = (cfg.context, cfg.action_dim);
+    let (k, a_dim, f) = (cfg.context, cfg.action_dim, cfg.chunk);
+    let slots = cfg.action_slots();
     let nb = sm.names.len();
     let mut ctx = vec![0f32; b * k * cells];
     let mut cmask = vec![0f32; b * k];
-    let mut acts = vec![0f32; b * k * a_dim];
-    let mut amask = vec![0f32; b * k];
+    let mut acts = vec![0f32; b * slots * a_dim];
+    let mut amask = vec![0f32; b * slots];
     let mut drop = vec![0f32; b];
-    let mut target = vec![0f32; b * cells];
+    let mut target = vec![0f32; b * f * cells];
     let mut tokens: Vec<Option<crate::model::text::Tokens>> = vec![None; b];
     let mut text_keep = vec![0f32; b];
     let mut progress = vec![0f32; b];
@@ -153,14 +157,15 @@ fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, de
     for i in 0..b {
         let e = &eps[rng.below(eps.len())];
         // The caption encoder's config when this window is a captioned clip.
-        let clip_text = cfg.text.as_ref().filter(|_| e.frames > CLIP_STEPS && (rng.uniform() as f64) < dc.text_fraction);
+        let clip_text = cfg.text.as_ref().filter(|_| e.frames > CLIP_STEPS && CLIP_STEPS >= f && (rng.uniform() as f64) < dc.text_fraction);
         let captioned = clip_text.is_some();
         let dir: isize = if !captioned && cfg.bidirectional && (rng.uniform() as f64) < dc.reverse_fraction { -1 } else { 1 };
         let last = e.frames as isize - 1;
-        // Target frame t and how many frames lie behind it in the window's direction.
+        // First target frame t (the chunk's F frames run from it in the window's direction) and
+        // how many frames lie behind it.
         let (t, behind) = if let Some(text_cfg) = clip_text {
             let s0 = rng.below(e.frames - CLIP_STEPS);
-            let j = 1 + rng.below(CLIP_STEPS);
+            let j = 1 + rng.below(CLIP_STEPS + 1 - f);
             let first: Vec<[f32; 2]> = e.pos[s0 * nb..(s0 + 1) * nb].to_vec();
             let end = s0 + CLIP_STEPS;
             let motion = clip_motion(&first, &e.pos[end * nb..(end + 1) * nb]);
@@ -172,10 +177,10 @@ fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, de
             progress[i] = j as f32 / CLIP_STEPS as f32;
             ((s0 + j) as isize, j)
         } else if dir > 0 {
-            let t = 1 + rng.below(e.frames - 1);
+            let t = 1 + rng.below(e.frames - f);
             (t as isize, t)
         } else {
-            let t = rng.below(e.frames - 1);
+            let t = f - 1 + rng.below(e.frames - f);
             (t as isize, e.frames - 1 - t)
         };
         reverse[i] = (dir < 0) as u8 as f32;
@@ -187,22 +192,36 @@ fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, de
             let a = if dir > 0 { f } else { f - 1 };
             ctx[(i * k + slot) * cells..(i * k + slot + 1) * cells].copy_from_slice(&e.z[f * cells..(f + 1) * cells]);
             cmask[i * k + slot] = 1.0;
-            acts[(i * k + slot) * a_dim..(i * k + slot + 1) * a_dim].copy_from_slice(&e.actions[a * a_dim..(a + 1) * a_dim]);
-            amask[i * k + slot] = 1.0;
+            acts[(i * slots + slot) * a_dim..(i * slots + slot + 1) * a_dim].copy_from_slice(&e.actions[a * a_dim..(a + 1) * a_dim]);
+            amask[i * slots + slot] = 1.0;
+        }
+        // The chunk's further frames and the actions that lead to them.
+        for j in 1..f {
+            let a = if dir > 0 { t as usize + j - 1 } else { t as usize - j };
+            let slot = k - 1 + j;
+            acts[(i * slots + slot) * a_dim..(i * slots + slot + 1) * a_dim].copy_from_slice(&e.actions[a * a_dim..(a + 1) * a_dim]);
+            amask[i * slots + slot] = 1.0;
         }
         let p = (t - dir) as usize;
-        let t = t as usize;
-        for c in 0..cells {
-            target[i * cells + c] = (e.z[t * cells + c] - e.z[p * cells + c]) / sm.delta_scale;
+        for j in 0..f {
+            let tj = (t + dir * j as isize) as usize;
+            for c in 0..cells {
+                target[(i * f + j) * cells + c] = (e.z[tj * cells + c] - e.z[p * cells + c]) / sm.delta_scale;
+            }
         }
+        // The chunk's last frame.
+        let t = (t + dir * (f as isize - 1)) as usize;
         let drop_p = if captioned { 0.5 } else { dc.action_dropout as f32 };
         drop[i] = (rng.uniform() < drop_p) as u8 as f32;
         if cfg.bidirectional && !captioned && (rng.uniform() as f64) < dc.anchor_fraction {
+            // From the chunk's last frame: 1..32 beyond it, or (F > 1) one of its frames after
+            // the first, as at the end of an interpolation.
             let room = if dir > 0 { last - t as isize } else { t as isize } as usize;
-            if room >= 1 {
-                let d = 1 + rng.below(room.min(ANCHOR_RANGE as usize));
-                let f = (t as isize + dir * d as isize) as usize;
-                anchor[i * cells..(i + 1) * cells].copy_from_slice(&e.z[f * cells..(f + 1) * cells]);
+            let choices = room.min(ANCHOR_RANGE as usize) + f - 1;
+            if choices >= 1 {
+                let d = 2 - f as isize + rng.below(choices) as isize;
+                let af = (t as isize + dir * d) as usize;
+                anchor[i * cells..(i + 1) * cells].copy_from_slice(&e.z[af * cells..(af + 1) * cells]);
                 anchor_mask[i] = 1.0;
                 anchor_dist[i] = d as f32 / ANCHOR_RANGE;
             }
@@ -219,10 +238,10 @@ fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, de
     Ok(Batch {
         context: Tensor::from_vec(ctx, (b, k, lc, lh, lw), device)?,
         context_mask: Tensor::from_vec(cmask, (b, k), device)?,
-        actions: Tensor::from_vec(acts, (b, k, a_dim), device)?,
-        action_mask: Tensor::from_vec(amask, (b, k), device)?,
+        actions: Tensor::from_vec(acts, (b, slots, a_dim), device)?,
+        action_mask: Tensor::from_vec(amask, (b, slots), device)?,
         drop_actions: v(drop)?,
-        target: Tensor::from_vec(target, (b, lc, lh, lw), device)?,
+        target: Tensor::from_vec(target, (b, f * lc, lh, lw), device)?,
         text,
         text_keep: v(text_keep)?,
         progress: v(progress)?,
@@ -244,7 +263,7 @@ fn batch_loss(wm: &WorldModel, batch: &Batch, dyn_cfg: &DynamicsConfig, rng: &mu
     let sig: Vec<f32> = (0..b).map(|_| rng.uniform() * dyn_cfg.max_context_noise as f32).collect();
     let tau = Tensor::from_vec(taus.clone(), b, dev)?;
     let sigma = Tensor::from_vec(sig, b, dev)?;
-    let eps = seeded_noise(rng, &[b, lc, lh, lw], dev)?;
+    let eps = seeded_noise(rng, &[b, wm.meta.dit.chunk * lc, lh, lw], dev)?;
     let t4 = tau.reshape((b, 1, 1, 1))?;
     let noisy = (batch.target.broadcast_mul(&(1.0 - &t4)?)? + eps.broadcast_mul(&t4)?)?;
     let ctx_eps = seeded_noise(rng, &[b, k, lc, lh, lw], dev)?;
@@ -328,6 +347,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             latent: ae.meta.config.latent_shape().into(),
             text: dc.text.clone().or(init.meta.dit.text.clone()),
             bidirectional: dc.bidirectional || init.meta.dit.bidirectional,
+            chunk: dc.chunk.unwrap_or(init.meta.dit.chunk),
             ..init.meta.dit.clone()
         },
         None => DitConfig {
@@ -341,6 +361,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             mlp_ratio: dc.mlp_ratio,
             text: dc.text.clone(),
             bidirectional: dc.bidirectional,
+            chunk: dc.chunk.unwrap_or(1),
         },
     };
     dc.check()?;
@@ -386,6 +407,8 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             // branches it lacks (text, direction, anchor) start fresh with zero outputs, and its
             // token embedding gains zero columns for the anchor.
             let (mut fresh, mut added) = (Vec::new(), Vec::new());
+            let same_actions = init.meta.action_spec.dim == m.action_spec.dim;
+            let out_cell = dit_cfg.latent[0] * dit_cfg.patch * dit_cfg.patch;
             for (name, var) in vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
                 if !name.starts_with("dit.") {
                     continue;
@@ -398,9 +421,19 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
                 let t = t.to_dtype(var.dtype())?;
                 if t.dims() == var.dims() {
                     var.set(&t)?;
-                } else if name == "dit.embed.weight" && t.dim(0)? == var.dim(0)? && t.dim(1)? < var.dim(1)? {
+                } else if (name == "dit.embed.weight" || (name == "dit.act1.weight" && same_actions)) && t.dim(0)? == var.dim(0)? && t.dim(1)? < var.dim(1)? {
+                    // New inputs (anchor cells, further chunk frames and their actions) are
+                    // appended last: zero columns leave the model as it was.
                     let pad = Tensor::zeros((t.dim(0)?, var.dim(1)? - t.dim(1)?), t.dtype(), t.device())?;
                     var.set(&Tensor::cat(&[&t, &pad], 1)?)?;
+                } else if (name == "dit.embed.weight" || (name == "dit.act1.weight" && same_actions)) && t.dim(0)? == var.dim(0)? && t.dim(1)? > var.dim(1)? {
+                    // A shorter chunk: the prefix is the same layout.
+                    var.set(&t.narrow(1, 0, var.dim(1)?)?.contiguous()?)?;
+                } else if name.starts_with("dit.out.") && t.dims()[1..] == var.dims()[1..] && var.dim(0)? % out_cell == 0 && t.dim(0)? % out_cell == 0 {
+                    // Another chunk length: every predicted frame starts as the first one.
+                    let first = t.narrow(0, 0, out_cell)?;
+                    let rows = vec![&first; var.dim(0)? / out_cell];
+                    var.set(&Tensor::cat(&rows, 0)?)?;
                 } else {
                     fresh.push(name.clone());
                 }
@@ -540,6 +573,7 @@ pub fn measure_train_speed(meta: &WorldModelMeta, batch: usize, steps: usize) ->
         text_fraction: 0.5,
         reverse_fraction: 0.2,
         anchor_fraction: 0.3,
+        chunk: Some(meta.dit.chunk),
     };
     let names: Vec<String> = meta.bodies.iter().map(|b| b.name.clone()).collect();
     let mut best = f64::INFINITY;

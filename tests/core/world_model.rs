@@ -212,33 +212,86 @@ fn every_transformer_tensor_gets_a_gradient_after_one_step() {
     use foresight::model::dit::{Dit, DitConfig, DitInput};
     use foresight::train::{AdamW, AdamWConfig};
     let dev = Device::Cpu;
-    let vm = VarMap::new();
-    let cfg = DitConfig { latent: [2, 4, 4], patch: 2, context: 2, action_dim: 3, dim: 16, depth: 2, heads: 2, mlp_ratio: 2, text: None, bidirectional: false };
-    let dit = Dit::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
-    let b = 3;
-    let noisy = Tensor::randn(0f32, 1.0, (b, 2, 4, 4), &dev).unwrap();
-    let ctx = Tensor::randn(0f32, 1.0, (b, 2, 2, 4, 4), &dev).unwrap();
-    let ones = Tensor::ones((b, 2), DType::F32, &dev).unwrap();
-    let tau = Tensor::new(&[0.3f32, 0.9, 1.0], &dev).unwrap();
-    let cn = Tensor::new(&[0.0f32, 0.1, 0.2], &dev).unwrap();
-    let acts = Tensor::randn(0f32, 1.0, (b, 2, 3), &dev).unwrap();
-    let drop = Tensor::new(&[0f32, 0.0, 1.0], &dev).unwrap();
-    let target = Tensor::randn(0f32, 1.0, (b, 2, 4, 4), &dev).unwrap();
-    let inp = DitInput { noisy: &noisy, context: &ctx, context_mask: &ones, tau: &tau, context_noise: &cn, actions: &acts, action_mask: &ones, drop_actions: &drop, extras: None };
-    let loss = |d: &Dit| d.forward(&inp).unwrap().sub(&target).unwrap().sqr().unwrap().mean_all().unwrap();
-    let vars = vm.data().lock().unwrap().clone();
-    let mut opt = AdamW::new(vars.clone(), AdamWConfig { lr: 1e-2, ..Default::default() }).unwrap();
-    // adaLN-Zero starts with a zero head and zero gates: the first step moves the head, the
-    // second the gates, and from the third gradient on every tensor takes part.
-    for _ in 0..2 {
-        opt.step(&loss(&dit).backward().unwrap()).unwrap();
+    // One frame a call, and a chunk of three frames denoised together.
+    for chunk in [1, 3] {
+        let vm = VarMap::new();
+        let cfg = DitConfig { latent: [2, 4, 4], patch: 2, context: 2, action_dim: 3, dim: 16, depth: 2, heads: 2, mlp_ratio: 2, text: None, bidirectional: false, chunk };
+        let slots = cfg.action_slots();
+        let dit = Dit::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        let b = 3;
+        let noisy = Tensor::randn(0f32, 1.0, (b, 2 * chunk, 4, 4), &dev).unwrap();
+        let ctx = Tensor::randn(0f32, 1.0, (b, 2, 2, 4, 4), &dev).unwrap();
+        let ones = Tensor::ones((b, 2), DType::F32, &dev).unwrap();
+        let amask = Tensor::ones((b, slots), DType::F32, &dev).unwrap();
+        let tau = Tensor::new(&[0.3f32, 0.9, 1.0], &dev).unwrap();
+        let cn = Tensor::new(&[0.0f32, 0.1, 0.2], &dev).unwrap();
+        let acts = Tensor::randn(0f32, 1.0, (b, slots, 3), &dev).unwrap();
+        let drop = Tensor::new(&[0f32, 0.0, 1.0], &dev).unwrap();
+        let target = Tensor::randn(0f32, 1.0, (b, 2 * chunk, 4, 4), &dev).unwrap();
+        let inp = DitInput { noisy: &noisy, context: &ctx, context_mask: &ones, tau: &tau, context_noise: &cn, actions: &acts, action_mask: &amask, drop_actions: &drop, extras: None };
+        let loss = |d: &Dit| d.forward(&inp).unwrap().sub(&target).unwrap().sqr().unwrap().mean_all().unwrap();
+        let vars = vm.data().lock().unwrap().clone();
+        let mut opt = AdamW::new(vars.clone(), AdamWConfig { lr: 1e-2, ..Default::default() }).unwrap();
+        // adaLN-Zero starts with a zero head and zero gates: the first step moves the head, the
+        // second the gates, and from the third gradient on every tensor takes part.
+        for _ in 0..2 {
+            opt.step(&loss(&dit).backward().unwrap()).unwrap();
+        }
+        let grads = loss(&dit).backward().unwrap();
+        for (name, var) in vars {
+            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("chunk {chunk}: {name} received no gradient"));
+            let n = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(n > 0.0, "chunk {chunk}: {name} has an all-zero gradient");
+        }
+        // Every frame of the chunk reads its own noisy input and its own action.
+        let out = dit.forward(&inp).unwrap();
+        let scale = |n: usize, last: f32, shape: (usize, usize, usize, usize)| {
+            let mut m = vec![1f32; n];
+            m[n - 1] = last;
+            Tensor::from_vec(m, n, &dev).unwrap().reshape(shape).unwrap()
+        };
+        let zero_last_frame = noisy.broadcast_mul(&scale(chunk, 0.0, (1, chunk, 1, 1)).repeat((1, 1, 2, 1)).unwrap().reshape((1, chunk * 2, 1, 1)).unwrap()).unwrap();
+        let flip_last_action = acts.broadcast_mul(&scale(slots, -1.0, (1, slots, 1, 1)).squeeze(3).unwrap()).unwrap();
+        for (what, n2, a2) in [("noisy frame", &zero_last_frame, &acts), ("action", &noisy, &flip_last_action)] {
+            let inp2 = DitInput { noisy: n2, actions: a2, ..inp };
+            let d = (dit.forward(&inp2).unwrap() - &out).unwrap().abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
+            assert!(d > 0.0, "chunk {chunk}: changing the last {what} changed nothing");
+        }
     }
-    let grads = loss(&dit).backward().unwrap();
-    for (name, var) in vars {
-        let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} received no gradient"));
-        let n = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
-        assert!(n > 0.0, "{name} has an all-zero gradient");
-    }
+}
+
+#[test]
+fn init_to_a_longer_chunk_starts_as_the_one_frame_model() {
+    use foresight::model::diffusion::SamplerConfig;
+    let ckpt = tiny_checkpoint();
+    let base = tmpdir("chunk");
+    let data = base.join("data");
+    synthetic_dataset(&data);
+    let out = base.join("ft");
+    // A vanishing learning rate: the fine-tuned model is the mapped initial one.
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("configs/tiny.json")).unwrap()).unwrap();
+    cfg["autoencoder_stage"]["steps"] = 0.into();
+    cfg["dynamics"]["chunk"] = 3.into();
+    cfg["dynamics_stage"]["steps"] = 1.into();
+    cfg["dynamics_stage"]["lr"] = 1e-12.into();
+    let path = base.join("chunk.json");
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    assert!(train_with(&path, &data, &out, &["--init".as_ref(), ckpt.as_os_str()]));
+    let a = WorldModel::load(&ckpt).unwrap();
+    let b = WorldModel::load(&out.join("world_model.safetensors")).unwrap();
+    assert_eq!((a.meta.dit.chunk, b.meta.dit.chunk), (1, 3));
+    // The mean future (temperature 0): the chunk's frames all start as the one-frame model's
+    // first frame; horizons that are not a multiple of the chunk are cut to length.
+    let s = SamplerConfig { temperature: 0.0, ..a.meta.sampler };
+    let pa = a.predict(&query(&a, 1, 3, 5), &s).unwrap();
+    let pb = b.predict(&query(&b, 1, 3, 5), &s).unwrap();
+    assert_eq!(pb.frames[0].len(), 5);
+    assert_eq!(pb.latents.dims()[..2], [1, 5]);
+    let lat = |p: &foresight::world_model::Prediction, t: usize| p.latents.get(0).unwrap().get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-4);
+    assert!(close(&lat(&pa, 0), &lat(&pb, 0)), "first frame differs from the one-frame model's");
+    assert!(close(&lat(&pb, 1), &lat(&pb, 0)) && close(&lat(&pb, 2), &lat(&pb, 0)));
+    assert!(!close(&lat(&pa, 1), &lat(&pa, 0)) || !close(&lat(&pa, 2), &lat(&pa, 0)), "the one-frame model moved nothing: the test cannot tell");
 }
 
 #[test]
