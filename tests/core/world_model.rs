@@ -136,6 +136,15 @@ fn predictions_are_deterministic_per_seed_and_differ_across_seeds() {
     let both = wm.predict_batch(&[query(&wm, 2, 7, 3), query(&wm, 1, 9, 2)], &s).unwrap();
     assert_eq!(both[0].frames, a.frames);
     assert_eq!(both[1].frames[0].len(), 2);
+    // Re-encoding the context: the first frame is the same prediction, the later ones go on
+    // from the re-encoded frame (so they differ), and the same seed still gives the same bytes.
+    let r = SamplerConfig { reencode: true, ..s };
+    let x = wm.predict(&query(&wm, 2, 7, 3), &r).unwrap();
+    let y = wm.predict(&query(&wm, 2, 7, 3), &r).unwrap();
+    assert_eq!(x.frames, y.frames);
+    let lat = |p: &foresight::world_model::Prediction, t: usize| p.latents.get(0).unwrap().get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert_eq!(lat(&x, 0), lat(&a, 0));
+    assert_ne!(lat(&x, 2), lat(&a, 2));
 }
 
 #[test]
