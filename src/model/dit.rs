@@ -65,6 +65,11 @@ pub struct DitConfig {
     /// frames, each with its action. 1 is one frame a call.
     #[serde(default = "one_frame", skip_serializing_if = "is_one_frame")]
     pub chunk: usize,
+    /// The window's actions (and their presence flags) also enter every token's input, beside
+    /// the adaLN conditioning, so that a token can combine what it holds with the actions from
+    /// the first layer on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_actions: bool,
 }
 
 fn one_frame() -> usize {
@@ -234,7 +239,7 @@ impl Dit {
     /// prefix of the new one).
     pub fn embed_inputs(c: &DitConfig) -> usize {
         let cell = c.latent[0] * c.patch * c.patch;
-        (c.context + 1) * cell + c.context + if c.bidirectional { cell + 1 } else { 0 } + (c.chunk - 1) * cell
+        (c.context + 1) * cell + c.context + if c.bidirectional { cell + 1 } else { 0 } + (c.chunk - 1) * cell + if c.token_actions { c.action_slots() * (c.action_dim + 1) } else { 0 }
     }
 
     /// Width of the action features: the first K slots with their presence flags and the drop
@@ -270,13 +275,18 @@ impl Dit {
         if f > 1 {
             parts.push(tgt.narrow(1, cell, (f - 1) * cell)?);
         }
+        let keep = (1.0 - inp.drop_actions)?;
+        let acts = inp.actions.broadcast_mul(&inp.action_mask.unsqueeze(2)?)?.broadcast_mul(&keep.reshape((b, 1, 1))?)?;
+        let amask = inp.action_mask.broadcast_mul(&keep.reshape((b, 1))?)?;
+        if c.token_actions {
+            let n = c.action_slots() * (c.action_dim + 1);
+            let per = Tensor::cat(&[&acts.flatten_from(1)?, &amask], 1)?;
+            parts.push(per.reshape((b, n, 1, 1))?.broadcast_as((b, n, gh, gw))?.contiguous()?);
+        }
         let x = Tensor::cat(&parts, 1)?;
         let x = x.flatten_from(2)?.transpose(1, 2)?.contiguous()?;
         let mut h = self.embed.forward(&x)?.broadcast_add(&self.pos)?;
         // Conditioning: (B, D)
-        let keep = (1.0 - inp.drop_actions)?;
-        let acts = inp.actions.broadcast_mul(&inp.action_mask.unsqueeze(2)?)?.broadcast_mul(&keep.reshape((b, 1, 1))?)?;
-        let amask = inp.action_mask.broadcast_mul(&keep.reshape((b, 1))?)?;
         let first = [acts.narrow(1, 0, k)?.flatten_from(1)?, amask.narrow(1, 0, k)?, inp.drop_actions.reshape((b, 1))?];
         let a = if f > 1 {
             let n = f - 1;

@@ -62,6 +62,9 @@ pub struct DynamicsConfig {
     /// Frames predicted jointly per call (absent: 1, or the `--init` checkpoint's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chunk: Option<usize>,
+    /// Actions also enter every token's input (kept on when the `--init` checkpoint has them).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub token_actions: bool,
 }
 
 impl DynamicsConfig {
@@ -348,6 +351,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             text: dc.text.clone().or(init.meta.dit.text.clone()),
             bidirectional: dc.bidirectional || init.meta.dit.bidirectional,
             chunk: dc.chunk.unwrap_or(init.meta.dit.chunk),
+            token_actions: dc.token_actions || init.meta.dit.token_actions,
             ..init.meta.dit.clone()
         },
         None => DitConfig {
@@ -362,6 +366,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             text: dc.text.clone(),
             bidirectional: dc.bidirectional,
             chunk: dc.chunk.unwrap_or(1),
+            token_actions: dc.token_actions,
         },
     };
     dc.check()?;
@@ -408,6 +413,14 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             // token embedding gains zero columns for the anchor.
             let (mut fresh, mut added) = (Vec::new(), Vec::new());
             let same_actions = init.meta.action_spec.dim == m.action_spec.dim;
+            // Token actions sit last in the embedding: another chunk or action vector would shift them.
+            anyhow::ensure!(
+                !init.meta.dit.token_actions || (same_actions && init.meta.dit.chunk == dit_cfg.chunk),
+                "--init: {} has token actions; its chunk ({}) and action dimension ({}) must stay the same",
+                init.meta.scene,
+                init.meta.dit.chunk,
+                init.meta.action_spec.dim
+            );
             let out_cell = dit_cfg.latent[0] * dit_cfg.patch * dit_cfg.patch;
             for (name, var) in vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
                 if !name.starts_with("dit.") {
@@ -574,6 +587,7 @@ pub fn measure_train_speed(meta: &WorldModelMeta, batch: usize, steps: usize) ->
         reverse_fraction: 0.2,
         anchor_fraction: 0.3,
         chunk: Some(meta.dit.chunk),
+        token_actions: meta.dit.token_actions,
     };
     let names: Vec<String> = meta.bodies.iter().map(|b| b.name.clone()).collect();
     let mut best = f64::INFINITY;

@@ -35,7 +35,7 @@ fn text_direction_and_anchor_branches_all_get_gradients() {
     let dev = Device::Cpu;
     let vm = VarMap::new();
     let text = TextConfig { buckets: 64, max_tokens: 6, dim: 16, depth: 1, heads: 2 };
-    let cfg = DitConfig { latent: [2, 4, 4], patch: 2, context: 2, action_dim: 3, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: Some(text.clone()), bidirectional: true, chunk: 1 };
+    let cfg = DitConfig { latent: [2, 4, 4], patch: 2, context: 2, action_dim: 3, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: Some(text.clone()), bidirectional: true, chunk: 1, token_actions: false };
     let dit = Dit::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
     let b = 3;
     let r = |shape: &[usize]| Tensor::randn(0f32, 1.0, shape, &dev).unwrap();

@@ -224,7 +224,7 @@ fn every_transformer_tensor_gets_a_gradient_after_one_step() {
     // One frame a call, and a chunk of three frames denoised together.
     for chunk in [1, 3] {
         let vm = VarMap::new();
-        let cfg = DitConfig { latent: [2, 4, 4], patch: 2, context: 2, action_dim: 3, dim: 16, depth: 2, heads: 2, mlp_ratio: 2, text: None, bidirectional: false, chunk };
+        let cfg = DitConfig { latent: [2, 4, 4], patch: 2, context: 2, action_dim: 3, dim: 16, depth: 2, heads: 2, mlp_ratio: 2, text: None, bidirectional: false, chunk, token_actions: chunk > 1 };
         let slots = cfg.action_slots();
         let dit = Dit::new(cfg, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
         let b = 3;
@@ -270,7 +270,7 @@ fn every_transformer_tensor_gets_a_gradient_after_one_step() {
 }
 
 #[test]
-fn init_to_a_longer_chunk_starts_as_the_one_frame_model() {
+fn init_to_a_longer_chunk_with_token_actions_starts_as_the_one_frame_model() {
     use foresight::model::diffusion::SamplerConfig;
     let ckpt = tiny_checkpoint();
     let base = tmpdir("chunk");
@@ -281,6 +281,7 @@ fn init_to_a_longer_chunk_starts_as_the_one_frame_model() {
     let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("configs/tiny.json")).unwrap()).unwrap();
     cfg["autoencoder_stage"]["steps"] = 0.into();
     cfg["dynamics"]["chunk"] = 3.into();
+    cfg["dynamics"]["token_actions"] = true.into();
     cfg["dynamics_stage"]["steps"] = 1.into();
     cfg["dynamics_stage"]["lr"] = 1e-12.into();
     let path = base.join("chunk.json");
@@ -288,7 +289,7 @@ fn init_to_a_longer_chunk_starts_as_the_one_frame_model() {
     assert!(train_with(&path, &data, &out, &["--init".as_ref(), ckpt.as_os_str()]));
     let a = WorldModel::load(&ckpt).unwrap();
     let b = WorldModel::load(&out.join("world_model.safetensors")).unwrap();
-    assert_eq!((a.meta.dit.chunk, b.meta.dit.chunk), (1, 3));
+    assert_eq!((a.meta.dit.chunk, b.meta.dit.chunk, b.meta.dit.token_actions), (1, 3, true));
     // The mean future (temperature 0): the chunk's frames all start as the one-frame model's
     // first frame; horizons that are not a multiple of the chunk are cut to length.
     let s = SamplerConfig { temperature: 0.0, ..a.meta.sampler };

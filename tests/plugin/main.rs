@@ -49,7 +49,7 @@ fn tiny_meta() -> (WorldModelMeta, VarMap) {
         context: 2,
         latent_scale: 1.0,
         delta_scale: 1.0,
-        dit: DitConfig { latent: [c, h, w], patch: 2, context: 2, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: Some(foresight::model::text::TextConfig { buckets: 64, max_tokens: 8, dim: 16, depth: 1, heads: 2 }), bidirectional: true, chunk: 1 },
+        dit: DitConfig { latent: [c, h, w], patch: 2, context: 2, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: Some(foresight::model::text::TextConfig { buckets: 64, max_tokens: 8, dim: 16, depth: 1, heads: 2 }), bidirectional: true, chunk: 1, token_actions: false },
         autoencoder: ae,
         sampler: SamplerConfig::default(),
         autoencoder_psnr: 0.0,
