@@ -438,13 +438,14 @@ impl WorldModel {
                 let next: Vec<f32> = last.broadcast_add(&(delta * self.meta.delta_scale as f64)?)?.flatten_all()?.to_vec1()?;
                 // With `reencode`, the window goes on from the frames as images (the outputs stay
                 // the predicted latents).
-                let window = if sampler.reencode && t + f < horizon {
+                let reencoded = if sampler.reencode && t + f < horizon {
                     let z = Tensor::from_vec(next.clone(), (b * f, lc, lh, lw), dev)?;
                     let frames = self.decode(&z)?;
-                    self.encode(&frames.iter().map(|x| x.as_slice()).collect::<Vec<_>>())?.flatten_all()?.to_vec1::<f32>()?
+                    Some(self.encode(&frames.iter().map(|x| x.as_slice()).collect::<Vec<_>>())?.flatten_all()?.to_vec1::<f32>()?)
                 } else {
-                    next.clone()
+                    None
                 };
+                let window = reencoded.as_deref().unwrap_or(&next);
                 for (i, &r) in members.iter().enumerate() {
                     let steps = streams[rows[r].stream].1.steps;
                     for j in 0..f {

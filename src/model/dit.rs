@@ -108,6 +108,11 @@ impl DitConfig {
         self.context + self.chunk - 1
     }
 
+    /// Values describing a window's actions: each slot's action and its presence flag.
+    pub fn action_features(&self) -> usize {
+        self.action_slots() * (self.action_dim + 1)
+    }
+
     /// Tokens per prediction.
     pub fn tokens(&self) -> usize {
         (self.latent[1] / self.patch) * (self.latent[2] / self.patch)
@@ -219,7 +224,7 @@ impl Dit {
             pos: vb.get_with_hints((c.tokens(), d), "pos", candle_nn::Init::Randn { mean: 0.0, stdev: 0.02 })?,
             tau_embed: ScalarEmbed::new(d, vb.pp("tau_embed"))?,
             ctx_noise_embed: ScalarEmbed::new(d, vb.pp("ctx_noise_embed"))?,
-            act1: linear(c.action_slots() * (c.action_dim + 1) + 1, d, vb.pp("act1"))?,
+            act1: linear(c.action_features() + 1, d, vb.pp("act1"))?,
             act2: linear(d, d, vb.pp("act2"))?,
             blocks: (0..c.depth).map(|i| AdaBlock::new(d, c.heads, c.mlp_ratio, vb.pp(format!("block{i}")))).collect::<Result<_>>()?,
             final_mod: linear_zero(d, 2 * d, vb.pp("final_mod"))?,
@@ -239,13 +244,7 @@ impl Dit {
     /// prefix of the new one).
     pub fn embed_inputs(c: &DitConfig) -> usize {
         let cell = c.latent[0] * c.patch * c.patch;
-        (c.context + 1) * cell + c.context + if c.bidirectional { cell + 1 } else { 0 } + (c.chunk - 1) * cell + if c.token_actions { c.action_slots() * (c.action_dim + 1) } else { 0 }
-    }
-
-    /// Width of the action features: the first K slots with their presence flags and the drop
-    /// flag (the layout before chunks), then the chunk's further slots and flags.
-    pub fn action_inputs(c: &DitConfig) -> usize {
-        c.action_slots() * (c.action_dim + 1) + 1
+        (c.context + 1) * cell + c.context + if c.bidirectional { cell + 1 } else { 0 } + (c.chunk - 1) * cell + if c.token_actions { c.action_features() } else { 0 }
     }
 
     /// Predicts the clean target (normalised deltas) `(B, F·C, H, W)`.
@@ -279,21 +278,21 @@ impl Dit {
         let acts = inp.actions.broadcast_mul(&inp.action_mask.unsqueeze(2)?)?.broadcast_mul(&keep.reshape((b, 1, 1))?)?;
         let amask = inp.action_mask.broadcast_mul(&keep.reshape((b, 1))?)?;
         if c.token_actions {
-            let n = c.action_slots() * (c.action_dim + 1);
+            let n = c.action_features();
             let per = Tensor::cat(&[&acts.flatten_from(1)?, &amask], 1)?;
             parts.push(per.reshape((b, n, 1, 1))?.broadcast_as((b, n, gh, gw))?.contiguous()?);
         }
         let x = Tensor::cat(&parts, 1)?;
         let x = x.flatten_from(2)?.transpose(1, 2)?.contiguous()?;
         let mut h = self.embed.forward(&x)?.broadcast_add(&self.pos)?;
-        // Conditioning: (B, D)
-        let first = [acts.narrow(1, 0, k)?.flatten_from(1)?, amask.narrow(1, 0, k)?, inp.drop_actions.reshape((b, 1))?];
-        let a = if f > 1 {
-            let n = f - 1;
-            Tensor::cat(&[&first[0], &first[1], &first[2], &acts.narrow(1, k, n)?.flatten_from(1)?, &amask.narrow(1, k, n)?], 1)?
-        } else {
-            Tensor::cat(&first, 1)?
-        };
+        // Conditioning: (B, D). The first K slots, their flags and the drop flag (the layout
+        // before chunks), then the chunk's further slots and their flags.
+        let mut a = vec![acts.narrow(1, 0, k)?.flatten_from(1)?, amask.narrow(1, 0, k)?, inp.drop_actions.reshape((b, 1))?];
+        if f > 1 {
+            a.push(acts.narrow(1, k, f - 1)?.flatten_from(1)?);
+            a.push(amask.narrow(1, k, f - 1)?);
+        }
+        let a = Tensor::cat(&a, 1)?;
         let cond = (self.tau_embed.forward(inp.tau)? + self.ctx_noise_embed.forward(inp.context_noise)?)?;
         let mut cond = (cond + self.act2.forward(&self.act1.forward(&a)?.silu()?)?)?;
         if let (Some((enc, progress)), Some(e)) = (&self.text, inp.extras) {

@@ -413,15 +413,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             // token embedding gains zero columns for the anchor.
             let (mut fresh, mut added) = (Vec::new(), Vec::new());
             let same_actions = init.meta.action_spec.dim == m.action_spec.dim;
-            // Token actions sit last in the embedding: another chunk or action vector would shift them.
-            anyhow::ensure!(
-                !init.meta.dit.token_actions || (same_actions && init.meta.dit.chunk == dit_cfg.chunk),
-                "--init: {} has token actions; its chunk ({}) and action dimension ({}) must stay the same",
-                init.meta.scene,
-                init.meta.dit.chunk,
-                init.meta.action_spec.dim
-            );
-            let out_cell = dit_cfg.latent[0] * dit_cfg.patch * dit_cfg.patch;
+            check_init_layout(&init.meta.dit, &dit_cfg).map_err(|e| anyhow::anyhow!("--init {}: {e}", init.meta.scene))?;
             for (name, var) in vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter() {
                 if !name.starts_with("dit.") {
                     continue;
@@ -435,18 +427,14 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
                 if t.dims() == var.dims() {
                     var.set(&t)?;
                 } else if (name == "dit.embed.weight" || (name == "dit.act1.weight" && same_actions)) && t.dim(0)? == var.dim(0)? && t.dim(1)? < var.dim(1)? {
-                    // New inputs (anchor cells, further chunk frames and their actions) are
-                    // appended last: zero columns leave the model as it was.
+                    // New inputs (anchor cells, further chunk frames and their actions, token
+                    // actions) are appended last (`check_init_layout`): zero columns leave the
+                    // model as it was.
                     let pad = Tensor::zeros((t.dim(0)?, var.dim(1)? - t.dim(1)?), t.dtype(), t.device())?;
                     var.set(&Tensor::cat(&[&t, &pad], 1)?)?;
-                } else if (name == "dit.embed.weight" || (name == "dit.act1.weight" && same_actions)) && t.dim(0)? == var.dim(0)? && t.dim(1)? > var.dim(1)? {
-                    // A shorter chunk: the prefix is the same layout.
-                    var.set(&t.narrow(1, 0, var.dim(1)?)?.contiguous()?)?;
-                } else if name.starts_with("dit.out.") && t.dims()[1..] == var.dims()[1..] && var.dim(0)? % out_cell == 0 && t.dim(0)? % out_cell == 0 {
-                    // Another chunk length: every predicted frame starts as the first one.
-                    let first = t.narrow(0, 0, out_cell)?;
-                    let rows = vec![&first; var.dim(0)? / out_cell];
-                    var.set(&Tensor::cat(&rows, 0)?)?;
+                } else if name.starts_with("dit.out.") && init.meta.dit.chunk == 1 {
+                    // One frame a call to a chunk: every predicted frame starts as that frame.
+                    var.set(&Tensor::cat(&vec![&t; dit_cfg.chunk], 0)?)?;
                 } else {
                     fresh.push(name.clone());
                 }
@@ -534,6 +522,24 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     state.seconds = started.elapsed().as_secs_f64();
     save(&vm, &opt, &state, &mut meta)?;
     Ok(StageEnd::Finished(meta))
+}
+
+/// Checks that `init`'s token embedding and action features are prefixes of `new`'s, so that
+/// `--init` can extend them with zero columns: inputs are appended in the order anchor, further
+/// chunk frames, token actions, so a chunk can only grow from one frame a call, and neither a
+/// chunked checkpoint nor one with token actions can gain what comes before.
+fn check_init_layout(init: &DitConfig, new: &DitConfig) -> Result<(), String> {
+    let chunked = init.chunk > 1 || init.token_actions;
+    if init.chunk != new.chunk && chunked {
+        return Err(format!("it predicts {} frame(s) a call{}; only a one-frame checkpoint without token actions can move to chunk {}", init.chunk, if init.token_actions { " with token actions" } else { "" }, new.chunk));
+    }
+    if new.bidirectional && !init.bidirectional && chunked {
+        return Err("a chunked checkpoint or one with token actions cannot gain backward prediction and anchors".into());
+    }
+    if init.token_actions && init.action_dim != new.action_dim {
+        return Err(format!("it has token actions, so its action dimension ({}) must stay", init.action_dim));
+    }
+    Ok(())
 }
 
 /// Transformer tensors that a checkpoint from before issue 6 lacks.

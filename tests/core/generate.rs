@@ -6,7 +6,7 @@ use foresight::model::diffusion::SamplerConfig;
 use foresight::model::text::{tokenize, word_features, TextConfig};
 use foresight::world_model::WorldModel;
 
-use crate::world_model::{synthetic_dataset, train_with};
+use crate::world_model::{synthetic_dataset, tiny_config, train_with};
 use crate::{root, tmpdir};
 
 #[test]
@@ -73,16 +73,15 @@ fn tiny_text_checkpoint() -> std::path::PathBuf {
         let base = tmpdir("wm-text");
         let data = base.join("data");
         synthetic_dataset(&data);
-        let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("configs/tiny.json")).unwrap()).unwrap();
-        cfg["dynamics"]["text"] = serde_json::json!({"buckets": 128, "max_tokens": 16, "dim": 16, "depth": 1, "heads": 2});
-        cfg["dynamics"]["bidirectional"] = true.into();
-        // Two frames a call: every mode runs through chunks and cuts odd horizons to length.
-        cfg["dynamics"]["chunk"] = 2.into();
-        for (k, v) in [("text_fraction", 0.5), ("reverse_fraction", 0.3), ("anchor_fraction", 0.3)] {
-            cfg["dynamics"][k] = v.into();
-        }
-        let path = base.join("text.json");
-        std::fs::write(&path, cfg.to_string()).unwrap();
+        let path = tiny_config(&base, "text.json", |cfg| {
+            cfg["dynamics"]["text"] = serde_json::json!({"buckets": 128, "max_tokens": 16, "dim": 16, "depth": 1, "heads": 2});
+            cfg["dynamics"]["bidirectional"] = true.into();
+            // Two frames a call: every mode runs through chunks and cuts odd horizons to length.
+            cfg["dynamics"]["chunk"] = 2.into();
+            for (k, v) in [("text_fraction", 0.5), ("reverse_fraction", 0.3), ("anchor_fraction", 0.3)] {
+                cfg["dynamics"][k] = v.into();
+            }
+        });
         assert!(train_with(&path, &data, &base.join("run"), &[]));
         base.join("run/world_model.safetensors")
     })

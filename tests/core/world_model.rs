@@ -84,6 +84,20 @@ fn train(data: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> bool {
     train_with(&root().join("configs/tiny.json"), data, out, extra)
 }
 
+/// `configs/tiny.json` changed by `edit`, written to `dir/name`.
+pub(crate) fn tiny_config(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("configs/tiny.json")).unwrap()).unwrap();
+    edit(&mut cfg);
+    let path = dir.join(name);
+    std::fs::write(&path, cfg.to_string()).unwrap();
+    path
+}
+
+/// Sample 0's latent of predicted step `t`, flattened.
+fn latent(p: &foresight::world_model::Prediction, t: usize) -> Vec<f32> {
+    p.latents.get(0).unwrap().get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
+}
+
 pub(crate) fn train_with(config: &Path, data: &Path, out: &Path, extra: &[&std::ffi::OsStr]) -> bool {
     std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
         .args(["train", "--data"])
@@ -142,7 +156,7 @@ fn predictions_are_deterministic_per_seed_and_differ_across_seeds() {
     let x = wm.predict(&query(&wm, 2, 7, 3), &r).unwrap();
     let y = wm.predict(&query(&wm, 2, 7, 3), &r).unwrap();
     assert_eq!(x.frames, y.frames);
-    let lat = |p: &foresight::world_model::Prediction, t: usize| p.latents.get(0).unwrap().get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let lat = latent;
     assert_eq!(lat(&x, 0), lat(&a, 0));
     assert_ne!(lat(&x, 2), lat(&a, 2));
 }
@@ -278,14 +292,13 @@ fn init_to_a_longer_chunk_with_token_actions_starts_as_the_one_frame_model() {
     synthetic_dataset(&data);
     let out = base.join("ft");
     // A vanishing learning rate: the fine-tuned model is the mapped initial one.
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("configs/tiny.json")).unwrap()).unwrap();
-    cfg["autoencoder_stage"]["steps"] = 0.into();
-    cfg["dynamics"]["chunk"] = 3.into();
-    cfg["dynamics"]["token_actions"] = true.into();
-    cfg["dynamics_stage"]["steps"] = 1.into();
-    cfg["dynamics_stage"]["lr"] = 1e-12.into();
-    let path = base.join("chunk.json");
-    std::fs::write(&path, cfg.to_string()).unwrap();
+    let path = tiny_config(&base, "chunk.json", |cfg| {
+        cfg["autoencoder_stage"]["steps"] = 0.into();
+        cfg["dynamics"]["chunk"] = 3.into();
+        cfg["dynamics"]["token_actions"] = true.into();
+        cfg["dynamics_stage"]["steps"] = 1.into();
+        cfg["dynamics_stage"]["lr"] = 1e-12.into();
+    });
     assert!(train_with(&path, &data, &out, &["--init".as_ref(), ckpt.as_os_str()]));
     let a = WorldModel::load(&ckpt).unwrap();
     let b = WorldModel::load(&out.join("world_model.safetensors")).unwrap();
@@ -297,7 +310,7 @@ fn init_to_a_longer_chunk_with_token_actions_starts_as_the_one_frame_model() {
     let pb = b.predict(&query(&b, 1, 3, 5), &s).unwrap();
     assert_eq!(pb.frames[0].len(), 5);
     assert_eq!(pb.latents.dims()[..2], [1, 5]);
-    let lat = |p: &foresight::world_model::Prediction, t: usize| p.latents.get(0).unwrap().get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let lat = latent;
     let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(u, v)| (u - v).abs() < 1e-4);
     assert!(close(&lat(&pa, 0), &lat(&pb, 0)), "first frame differs from the one-frame model's");
     assert!(close(&lat(&pb, 1), &lat(&pb, 0)) && close(&lat(&pb, 2), &lat(&pb, 0)));
@@ -312,10 +325,7 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     synthetic_dataset(&data);
     let out = base.join("ft");
     // autoencoder_stage.steps 0: the autoencoder stays frozen.
-    let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root().join("configs/tiny.json")).unwrap()).unwrap();
-    cfg["autoencoder_stage"]["steps"] = 0.into();
-    let frozen = base.join("frozen.json");
-    std::fs::write(&frozen, cfg.to_string()).unwrap();
+    let frozen = tiny_config(&base, "frozen.json", |cfg| cfg["autoencoder_stage"]["steps"] = 0.into());
     assert!(train_with(&frozen, &data, &out, &["--init".as_ref(), ckpt.as_os_str()]));
     let a = WorldModel::load(&ckpt).unwrap();
     let b = WorldModel::load(&out.join("world_model.safetensors")).unwrap();
