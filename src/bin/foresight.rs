@@ -204,6 +204,9 @@ enum Cmd {
         /// Horizon.
         #[arg(long, default_value_t = 16)]
         horizon: usize,
+        /// First frame of each window (the context starts there; 0 is the protocol's).
+        #[arg(long, default_value_t = 0)]
+        start: usize,
         /// Second, long rollout (0 skips it).
         #[arg(long, default_value_t = 64)]
         long_horizon: usize,
@@ -336,7 +339,7 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} and {}", out.display(), gif.display());
         }
         Cmd::Train { data, config, out, resume, stop_after, init } => train(&data, &config, &out, resume, stop_after, init.as_deref(), command.clone())?,
-        Cmd::Eval { checkpoint, data, context, horizon, long_horizon, episodes, steps, temperature, reencode, guidance, seed, json } => {
+        Cmd::Eval { checkpoint, data, context, horizon, start, long_horizon, episodes, steps, temperature, reencode, guidance, seed, json } => {
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut ds = foresight::data::Dataset::open(&data)?;
             let mut sampler = wm.meta.sampler;
@@ -352,7 +355,7 @@ fn main() -> anyhow::Result<()> {
             if let Some(g) = guidance {
                 sampler.guidance = g;
             }
-            let cfg = foresight::eval::EvalConfig { context, horizon, long_horizon, max_episodes: episodes, sampler, seed };
+            let cfg = foresight::eval::EvalConfig { context, horizon, start, long_horizon, max_episodes: episodes, sampler, seed };
             let report = foresight::eval::evaluate(&wm, &mut ds, &cfg)?;
             foresight::train::checkpoint::save_json(&json, &report)?;
             let md = foresight::eval::markdown(&report, &format!("{} on {}", checkpoint.display(), data.display()));

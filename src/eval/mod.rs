@@ -20,6 +20,9 @@ pub struct EvalConfig {
     pub context: usize,
     /// Steps predicted.
     pub horizon: usize,
+    /// First frame of each window: the context is frames `start..start + context` of an episode
+    /// (0: from the episode's first frame, the protocol's default).
+    pub start: usize,
     /// A second, long rollout (0 to skip); episodes too short for it are left out of it.
     pub long_horizon: usize,
     /// At most this many episodes.
@@ -73,6 +76,9 @@ pub struct EvalReport {
     pub context: usize,
     /// Horizon.
     pub horizon: usize,
+    /// First frame of each window.
+    #[serde(default)]
+    pub start: usize,
     /// The long rollout: `{horizon, episodes, model, copy_last}`, if any episode was long enough.
     pub long_horizon: Option<LongHorizon>,
     /// Sampler used.
@@ -143,6 +149,8 @@ impl CurveAcc {
 /// What is known about one evaluation window.
 struct Window<'a> {
     ep: &'a Episode,
+    /// First context frame.
+    s0: usize,
     truth: Vec<&'a [u8]>,
     true_pos: Vec<Vec<Option<[f32; 2]>>>,
     pushed: Vec<bool>,
@@ -188,14 +196,14 @@ fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec
     }
 }
 
-fn windows<'a>(eps: &'a [Episode], wm: &WorldModel, k: usize, horizon: usize) -> Vec<Window<'a>> {
+fn windows<'a>(eps: &'a [Episode], wm: &WorldModel, s0: usize, k: usize, horizon: usize) -> Vec<Window<'a>> {
     eps.iter()
-        .filter(|e| e.steps() + 1 >= k + horizon)
+        .filter(|e| e.steps() + 1 >= s0 + k + horizon)
         .map(|ep| {
-            let truth: Vec<&[u8]> = (k..k + horizon).map(|t| ep.frame(t)).collect();
+            let truth: Vec<&[u8]> = (s0 + k..s0 + k + horizon).map(|t| ep.frame(t)).collect();
             let locate_all = |f: &[u8]| wm.locate_bodies(f);
             let true_pos: Vec<Vec<Option<[f32; 2]>>> = truth.iter().map(|f| locate_all(f)).collect();
-            let start = locate_all(ep.frame(k - 1));
+            let start = locate_all(ep.frame(s0 + k - 1));
             let pushed = wm
                 .meta
                 .bodies
@@ -205,7 +213,7 @@ fn windows<'a>(eps: &'a [Episode], wm: &WorldModel, k: usize, horizon: usize) ->
                     b.role == Role::Object && start[bi].is_some_and(|s| true_pos.iter().any(|p| p[bi].is_some_and(|p| dist(p, s) > 2.0)))
                 })
                 .collect();
-            Window { ep, truth, true_pos, pushed }
+            Window { ep, s0, truth, true_pos, pushed }
         })
         .collect()
 }
@@ -215,12 +223,12 @@ fn queries(wins: &[Window], k: usize, horizon: usize, seed: u64, shuffle: bool) 
     wins.iter()
         .enumerate()
         .map(|(i, win)| {
-            let ep = win.ep;
-            let src = if shuffle { wins[(i + 1) % n].ep } else { ep };
+            let (ep, s0) = (win.ep, win.s0);
+            let (src, s1) = if shuffle { (wins[(i + 1) % n].ep, wins[(i + 1) % n].s0) } else { (ep, s0) };
             Query {
-                context: (0..k).map(|t| ep.frame(t).to_vec()).collect(),
-                past_actions: Some((0..k - 1).map(|t| ep.action(t).to_vec()).collect()),
-                actions: (k - 1..k - 1 + horizon).map(|t| src.action(t).to_vec()).collect(),
+                context: (s0..s0 + k).map(|t| ep.frame(t).to_vec()).collect(),
+                past_actions: Some((s0..s0 + k - 1).map(|t| ep.action(t).to_vec()).collect()),
+                actions: (s1 + k - 1..s1 + k - 1 + horizon).map(|t| src.action(t).to_vec()).collect(),
                 samples: 1,
                 seed: seed ^ crate::rng::mix64(i as u64),
             }
@@ -242,8 +250,9 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
     let n = ds.len().min(cfg.max_episodes);
     let eps: Vec<Episode> = (0..n).map(|i| ds.episode(i)).collect::<Result<_, _>>()?;
     let policy = ds.manifest.episodes.first().map(|e| e.policy.clone()).unwrap_or_default();
-    let wins = windows(&eps, wm, k, horizon);
-    anyhow::ensure!(!wins.is_empty(), "no episode has {} frames (context {k} + horizon {horizon})", k + horizon);
+    let s0 = cfg.start;
+    let wins = windows(&eps, wm, s0, k, horizon);
+    anyhow::ensure!(!wins.is_empty(), "no episode has {} frames (start {s0} + context {k} + horizon {horizon})", s0 + k + horizon);
 
     let run = |wins: &[Window], horizon: usize, shuffle: bool| -> anyhow::Result<Vec<Vec<Vec<u8>>>> {
         let qs = queries(wins, k, horizon, cfg.seed, shuffle);
@@ -265,11 +274,11 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
     for (i, win) in wins.iter().enumerate() {
         score(&mut model, win, wm, Some(&preds[i]), None);
         score(&mut shuf, win, wm, Some(&shuffled[i]), None);
-        let last = win.ep.frame(k - 1).to_vec();
+        let last = win.ep.frame(s0 + k - 1).to_vec();
         score(&mut copy, win, wm, Some(&vec![last; horizon]), None);
         // Constant velocity from the last two context frames' located positions.
-        let p1 = wm.locate_bodies(win.ep.frame(k - 1));
-        let p0 = if k >= 2 { wm.locate_bodies(win.ep.frame(k - 2)) } else { p1.clone() };
+        let p1 = wm.locate_bodies(win.ep.frame(s0 + k - 1));
+        let p0 = if k >= 2 { wm.locate_bodies(win.ep.frame(s0 + k - 2)) } else { p1.clone() };
         let extrap: Vec<Vec<Option<[f32; 2]>>> = (0..horizon)
             .map(|t| {
                 p1.iter()
@@ -294,7 +303,7 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
     let s = shuf.curves(true);
     let last = horizon - 1;
     let long_horizon = if cfg.long_horizon > horizon {
-        let lw = windows(&eps, wm, k, cfg.long_horizon);
+        let lw = windows(&eps, wm, s0, k, cfg.long_horizon);
         if lw.is_empty() {
             None
         } else {
@@ -303,7 +312,7 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
             let mut lc = CurveAcc::new(cfg.long_horizon);
             for (i, win) in lw.iter().enumerate() {
                 score(&mut lm, win, wm, Some(&lp[i]), None);
-                score(&mut lc, win, wm, Some(&vec![win.ep.frame(k - 1).to_vec(); cfg.long_horizon]), None);
+                score(&mut lc, win, wm, Some(&vec![win.ep.frame(s0 + k - 1).to_vec(); cfg.long_horizon]), None);
             }
             Some(LongHorizon { horizon: cfg.long_horizon, episodes: lw.len(), model: lm.curves(true), copy_last: lc.curves(true) })
         }
@@ -322,6 +331,7 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
         policy,
         context: k,
         horizon,
+        start: s0,
         long_horizon,
         sampler: cfg.sampler,
         seconds: started.elapsed().as_secs_f64(),
@@ -330,7 +340,7 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
 
 /// The report as Markdown.
 pub fn markdown(r: &EvalReport, title: &str) -> String {
-    let mut s = format!("# {title}\n\n{} held-out episodes (policy `{}`), context {}, horizon {}, sampler {:?}.\n\n", r.episodes, r.policy, r.context, r.horizon, r.sampler);
+    let mut s = format!("# {title}\n\n{} held-out episodes (policy `{}`), windows from frame {}, context {}, horizon {}, sampler {:?}.\n\n", r.episodes, r.policy, r.start, r.context, r.horizon, r.sampler);
     s.push_str("| horizon | PSNR model | PSNR copy-last | SSIM model | position err model (px) | copy-last | const. velocity | agent err model | agent copy-last | pushed err model | pushed copy-last |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
     let h = r.horizon;
     let mut rows: Vec<usize> = vec![0, 1, 3, 7, 15, 31, 63].into_iter().filter(|&i| i < h).collect();

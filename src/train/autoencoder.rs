@@ -112,7 +112,9 @@ pub fn train_autoencoder(
     let state_path = out.join("autoencoder.state.json");
     let vm = VarMap::new();
     let model = Autoencoder::new(cfg.clone(), VarBuilder::from_varmap(&vm, DType::F32, device))?;
-    let mut opt = AdamW::new(vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone(), AdamWConfig { lr: stage.lr, weight_decay: 0.0, ..Default::default() })?;
+    let trained: std::collections::HashMap<String, candle_core::Var> =
+        vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter().filter(|(k, _)| !stage.freeze_encoder || !k.starts_with("encoder.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut opt = AdamW::new(trained, AdamWConfig { lr: stage.lr, weight_decay: 0.0, ..Default::default() })?;
     super::checkpoint::reseed_varmap(&vm, seed)?;
     let mut state = StageState::default();
     if resume && state_path.exists() {
@@ -143,7 +145,8 @@ pub fn train_autoencoder(
         let mut rng = Rng::new(seed ^ crate::rng::mix64(step.wrapping_add(1)));
         let batch: Vec<&[u8]> = (0..stage.batch).map(|_| pool.train_frame(rng.below(pool.train_len()))).collect();
         let x = frames_to_tensor(&batch, h, w, device)?;
-        let y = model.decode(&model.encode(&x)?)?;
+        let z = model.encode(&x)?;
+        let y = model.decode(&if stage.freeze_encoder { z.detach() } else { z })?;
         let diff = (&y - &x)?;
         // L1 keeps flat colours' edges sharp; MSE is what PSNR measures.
         let loss = (diff.sqr()?.mean_all()? + diff.abs()?.mean_all()?)?;

@@ -25,6 +25,11 @@ pub struct StageConfig {
     /// Checkpoint every this many steps.
     #[serde(default = "default_ckpt_every")]
     pub ckpt_every: u64,
+    /// Autoencoder stage only: train the decoder alone, the encoder (and so the latent space a
+    /// transformer was trained on) stays as it is. For sharpening a shipped checkpoint's frames
+    /// with `--init` without retraining its dynamics.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub freeze_encoder: bool,
 }
 
 fn default_warmup() -> u64 {

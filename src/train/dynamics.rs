@@ -14,7 +14,7 @@ use super::config::{lr_at, StageConfig};
 use super::data::FramePool;
 use super::optim::{AdamW, AdamWConfig};
 use crate::data::{Episode, Manifest};
-use crate::model::diffusion::{seeded_noise, SamplerConfig};
+use crate::model::diffusion::{sample, seeded_noise, Conditioning, SamplerConfig};
 use crate::data::events::{clip_motion, phrase_motion, CLIP_STEPS, TRAIN_PHRASING};
 use crate::data::STATE_PX;
 use crate::model::dit::{DitConfig, DitExtras, DitInput, ANCHOR_RANGE};
@@ -65,13 +65,32 @@ pub struct DynamicsConfig {
     /// Actions also enter every token's input (kept on when the `--init` checkpoint has them).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub token_actions: bool,
+    /// Fraction of the forward, uncaptioned windows whose last 1 to `self_context_depth` context
+    /// frames are replaced by the model's own predictions (drawn without gradient by the
+    /// checkpoint's sampler from the true frames before them), while the target stays the true
+    /// frame: the model learns to correct the errors it feeds itself in a rollout instead of
+    /// compounding them. 0 (absent) trains on true context only.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub self_context: f64,
+    /// Most context frames replaced by predictions in one window (absent: 2).
+    #[serde(default = "default_self_depth")]
+    pub self_context_depth: usize,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn default_self_depth() -> usize {
+    2
 }
 
 impl DynamicsConfig {
     fn check(&self) -> anyhow::Result<()> {
-        for (name, v) in [("action_dropout", self.action_dropout), ("text_fraction", self.text_fraction), ("reverse_fraction", self.reverse_fraction), ("anchor_fraction", self.anchor_fraction)] {
+        for (name, v) in [("action_dropout", self.action_dropout), ("text_fraction", self.text_fraction), ("reverse_fraction", self.reverse_fraction), ("anchor_fraction", self.anchor_fraction), ("self_context", self.self_context)] {
             anyhow::ensure!((0.0..=1.0).contains(&v), "dynamics: {name} {v} must be in [0, 1]");
         }
+        anyhow::ensure!(self.self_context == 0.0 || (1..self.context).contains(&self.self_context_depth), "dynamics: self_context_depth {} must be in 1..{}", self.self_context_depth, self.context);
         Ok(())
     }
 }
@@ -253,6 +272,83 @@ fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, de
         anchor_mask: v(anchor_mask)?,
         anchor_dist: v(anchor_dist)?,
     })
+}
+
+/// Replaces the last 1 to `self_context_depth` context frames of a `self_context` share of the
+/// batch's forward, uncaptioned, unanchored windows with at least two context frames by the
+/// model's own predictions, oldest first (each drawn by `sampler` from the frames before it, the
+/// already replaced ones included, with the true actions), and moves the targets so that they
+/// still lead to the true frames.
+/// Returns how many frames each window had replaced.
+fn self_condition(wm: &WorldModel, batch: &mut Batch, dc: &DynamicsConfig, sampler: &SamplerConfig, delta_scale: f32, rng: &mut Rng) -> candle_core::Result<Vec<usize>> {
+    let b = batch.target.dim(0)?;
+    if dc.self_context == 0.0 {
+        return Ok(vec![0; b]);
+    }
+    let dev = batch.target.device().clone();
+    let k = wm.meta.context;
+    let [lc, lh, lw] = wm.meta.dit.latent;
+    let cells = lc * lh * lw;
+    let (f, slots, a_dim) = (wm.meta.dit.chunk, wm.meta.dit.action_slots(), wm.meta.dit.action_dim);
+    let cmask: Vec<f32> = batch.context_mask.flatten_all()?.to_vec1()?;
+    let (reverse, progress, anchored): (Vec<f32>, Vec<f32>, Vec<f32>) = (batch.reverse.to_vec1()?, batch.progress.to_vec1()?, batch.anchor_mask.to_vec1()?);
+    let depth: Vec<usize> = (0..b)
+        .map(|i| {
+            let n = (0..k).filter(|&s| cmask[i * k + s] > 0.0).count();
+            let eligible = reverse[i] == 0.0 && progress[i] == 0.0 && anchored[i] == 0.0 && n >= 2;
+            if eligible && (rng.uniform() as f64) < dc.self_context {
+                1 + rng.below(dc.self_context_depth.min(n - 1))
+            } else {
+                0
+            }
+        })
+        .collect();
+    let Some(&deepest) = depth.iter().max().filter(|&&d| d > 0) else { return Ok(depth) };
+    let mut ctx: Vec<f32> = batch.context.flatten_all()?.to_vec1()?;
+    let acts: Vec<f32> = batch.actions.flatten_all()?.to_vec1()?;
+    let amask: Vec<f32> = batch.action_mask.flatten_all()?.to_vec1()?;
+    let old_last: Vec<f32> = (0..b).flat_map(|i| ctx[(i * k + k - 1) * cells..(i * k + k) * cells].to_vec()).collect();
+    for l in (1..=deepest).rev() {
+        let rows: Vec<usize> = (0..b).filter(|&i| depth[i] >= l).collect();
+        let m = rows.len();
+        // The window that ends l frames earlier: every context and action slot moves l later.
+        let (mut c2, mut cm2) = (vec![0f32; m * k * cells], vec![0f32; m * k]);
+        let (mut a2, mut am2) = (vec![0f32; m * slots * a_dim], vec![0f32; m * slots]);
+        for (r, &i) in rows.iter().enumerate() {
+            for s in l..k {
+                c2[(r * k + s) * cells..(r * k + s + 1) * cells].copy_from_slice(&ctx[(i * k + s - l) * cells..(i * k + s - l + 1) * cells]);
+                cm2[r * k + s] = cmask[i * k + s - l];
+            }
+            for s in l..slots {
+                a2[(r * slots + s) * a_dim..(r * slots + s + 1) * a_dim].copy_from_slice(&acts[(i * slots + s - l) * a_dim..(i * slots + s - l + 1) * a_dim]);
+                am2[r * slots + s] = amask[i * slots + s - l];
+            }
+        }
+        let (context, context_mask) = (Tensor::from_vec(c2, (m, k, lc, lh, lw), &dev)?, Tensor::from_vec(cm2, (m, k), &dev)?);
+        let (actions, action_mask) = (Tensor::from_vec(a2, (m, slots, a_dim), &dev)?, Tensor::from_vec(am2, (m, slots), &dev)?);
+        let drop_actions = Tensor::zeros(m, candle_core::DType::F32, &dev)?;
+        let cond = Conditioning { context: &context, context_mask: &context_mask, actions: &actions, action_mask: &action_mask, drop_actions: &drop_actions, extras: None };
+        let noise = seeded_noise(rng, &[m, f * lc, lh, lw], &dev)?;
+        let delta: Vec<f32> = sample(&wm.dit, &cond, &noise, sampler)?.narrow(1, 0, lc)?.detach().flatten_all()?.to_vec1()?;
+        for (r, &i) in rows.iter().enumerate() {
+            let (slot, prev) = ((i * k + k - l) * cells, (i * k + k - l - 1) * cells);
+            for c in 0..cells {
+                ctx[slot + c] = ctx[prev + c] + delta[r * cells + c] * delta_scale;
+            }
+        }
+    }
+    let mut target: Vec<f32> = batch.target.flatten_all()?.to_vec1()?;
+    for i in (0..b).filter(|&i| depth[i] > 0) {
+        let last = (i * k + k - 1) * cells;
+        for j in 0..f {
+            for c in 0..cells {
+                target[(i * f + j) * cells + c] += (old_last[i * cells + c] - ctx[last + c]) / delta_scale;
+            }
+        }
+    }
+    batch.context = Tensor::from_vec(ctx, (b, k, lc, lh, lw), &dev)?;
+    batch.target = Tensor::from_vec(target, batch.target.shape(), &dev)?;
+    Ok(depth)
 }
 
 /// The rectified-flow x-prediction loss of one batch, with context noise, action dropout and a
@@ -477,6 +573,8 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         Ok(())
     };
     let sm = Sampling { dit: &dit_cfg, dyn_cfg: dc, delta_scale: meta.delta_scale, names: &names };
+    // Self-generated context is drawn as a rollout would be, without guidance or re-encoding.
+    let gen_sampler = SamplerConfig { guidance: 1.0, text_guidance: 1.0, reencode: false, ..job.sampler };
     while state.step < job.stage.steps {
         if *budget == 0 {
             state.seconds = started.elapsed().as_secs_f64();
@@ -487,7 +585,8 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         let step = state.step;
         opt.config.lr = lr_at(job.stage, step);
         let mut rng = Rng::new(job.seed ^ 0xd1ce ^ crate::rng::mix64(step.wrapping_add(1)));
-        let batch = make_batch(&train, &mut rng, job.stage.batch, &sm, &device)?;
+        let mut batch = make_batch(&train, &mut rng, job.stage.batch, &sm, &device)?;
+        self_condition(&wm, &mut batch, dc, &gen_sampler, meta.delta_scale, &mut rng)?;
         let loss = batch_loss(&wm, &batch, dc, &mut rng)?;
         let grads = loss.backward()?;
         opt.step(&grads)?;
@@ -594,6 +693,8 @@ pub fn measure_train_speed(meta: &WorldModelMeta, batch: usize, steps: usize) ->
         anchor_fraction: 0.3,
         chunk: Some(meta.dit.chunk),
         token_actions: meta.dit.token_actions,
+        self_context: 0.0,
+        self_context_depth: 2,
     };
     let names: Vec<String> = meta.bodies.iter().map(|b| b.name.clone()).collect();
     let mut best = f64::INFINITY;
@@ -608,4 +709,70 @@ pub fn measure_train_speed(meta: &WorldModelMeta, batch: usize, steps: usize) ->
         }
     }
     Ok(1.0 / best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tiny two-frame-chunk model with a fresh (zero) output layer, so that every prediction
+    /// is "no change": a replaced context frame must equal the frame before it.
+    #[test]
+    fn self_condition_replaces_the_last_context_frames_and_keeps_targets_on_the_truth() {
+        let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
+        let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
+        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2 };
+        meta.dit = DitConfig { latent: [4, 16, 16], patch: 4, context: 4, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: None, bidirectional: true, chunk: 2, token_actions: false };
+        meta.delta_scale = 0.5;
+        let device = Device::Cpu;
+        let vm = VarMap::new();
+        let wm = WorldModel::build(meta.clone(), &vm, &device).unwrap();
+        let cells = 4 * 16 * 16;
+        let mut rng = Rng::new(3);
+        let eps: Vec<EpisodeLatents> = (0..3)
+            .map(|_| EpisodeLatents { z: (0..40 * cells).map(|_| rng.normal()).collect(), actions: (0..39 * 2).map(|_| rng.range(-1.0, 1.0)).collect(), frames: 40, pos: vec![[0.0, 0.0]; 40 * 2] })
+            .collect();
+        let dc: DynamicsConfig = serde_json::from_value(serde_json::json!({
+            "context": 4, "patch": 4, "dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2, "action_dropout": 0.1,
+            "max_context_noise": 0.2, "moving_weight": 8.0, "bidirectional": true, "reverse_fraction": 0.3,
+            "anchor_fraction": 0.2, "self_context": 1.0
+        }))
+        .unwrap();
+        dc.check().unwrap();
+        let names = vec!["a".to_string(), "b".to_string()];
+        let sm = Sampling { dit: &meta.dit, dyn_cfg: &dc, delta_scale: 0.5, names: &names };
+        let mut batch = make_batch(&eps, &mut rng, 48, &sm, &device).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (ctx0, target0, cmask) = (flat(&batch.context), flat(&batch.target), flat(&batch.context_mask));
+        let (reverse, anchored) = (flat(&batch.reverse), flat(&batch.anchor_mask));
+        let depth = self_condition(&wm, &mut batch, &dc, &meta.sampler, 0.5, &mut rng).unwrap();
+        let (ctx1, target1) = (flat(&batch.context), flat(&batch.target));
+        let k = 4;
+        assert!(depth.contains(&1) && depth.contains(&2), "both depths drawn: {depth:?}");
+        for (i, &d) in depth.iter().enumerate() {
+            let n = (0..k).filter(|&s| cmask[i * k + s] > 0.0).count();
+            if reverse[i] > 0.0 || anchored[i] > 0.0 || n < 2 {
+                assert_eq!(d, 0, "window {i} is not a plain forward one with two context frames");
+            }
+            assert!(d < n.max(1), "window {i}: {d} of its {n} context frames replaced");
+            for s in 0..k {
+                let (old, new) = (&ctx0[(i * k + s) * cells..(i * k + s + 1) * cells], &ctx1[(i * k + s) * cells..(i * k + s + 1) * cells]);
+                if s < k - d {
+                    assert_eq!(old, new, "window {i}: slot {s} must stay true");
+                } else {
+                    // The zero model predicts no change: the frame before the replaced ones.
+                    assert_eq!(new, &ctx0[(i * k + k - d - 1) * cells..(i * k + k - d) * cells], "window {i}: slot {s}");
+                    assert_ne!(old, new, "window {i}: slot {s} was not replaced");
+                }
+            }
+            // Last context frame + target is still the true chunk.
+            for j in 0..2 {
+                for c in 0..cells {
+                    let truth = ctx0[(i * k + k - 1) * cells + c] + 0.5 * target0[(i * 2 + j) * cells + c];
+                    let now = ctx1[(i * k + k - 1) * cells + c] + 0.5 * target1[(i * 2 + j) * cells + c];
+                    assert!((truth - now).abs() < 1e-4, "window {i}, frame {j}, cell {c}: {truth} vs {now}");
+                }
+            }
+        }
+    }
 }

@@ -383,7 +383,7 @@ fn export_to_f16_halves_the_file_and_still_loads() {
 fn eval_refuses_training_seeds_and_reports_the_contract_keys() {
     use foresight::eval::{evaluate, EvalConfig};
     let wm = WorldModel::load(&tiny_checkpoint()).unwrap();
-    let cfg = EvalConfig { context: 2, horizon: 4, long_horizon: 0, max_episodes: 32, sampler: SamplerConfig::default(), seed: 0 };
+    let cfg = EvalConfig { context: 2, horizon: 4, start: 0, long_horizon: 0, max_episodes: 32, sampler: SamplerConfig::default(), seed: 0 };
     let seen = tmpdir("eval-seen").join("data");
     synthetic_dataset(&seen);
     let err = evaluate(&wm, &mut foresight::data::Dataset::open(&seen).unwrap(), &cfg).unwrap_err().to_string();
@@ -405,6 +405,13 @@ fn eval_refuses_training_seeds_and_reports_the_contract_keys() {
     }
     // Copy-last is exact at no motion and the truth locates the squares.
     assert!(report.copy_last.agent_position_error_px.iter().all(|v| v.is_finite()));
+    // Windows later in the episodes: other truth, other baselines; beyond the end, a clear error.
+    let mut ds = foresight::data::Dataset::open(&fresh).unwrap();
+    let later = evaluate(&wm, &mut ds, &EvalConfig { start: 3, ..cfg.clone() }).unwrap();
+    assert_eq!((later.start, later.episodes), (3, 12));
+    assert_ne!(later.copy_last.agent_position_error_px, report.copy_last.agent_position_error_px);
+    let err = evaluate(&wm, &mut ds, &EvalConfig { start: 10_000, ..cfg }).unwrap_err().to_string();
+    assert!(err.contains("start 10000"), "{err}");
 }
 
 /// The shipped checkpoints: small, consistent with their scenes, and deterministic.
