@@ -93,6 +93,14 @@ pub fn reconstruction_psnr(ae: &Autoencoder, frames: &[&[u8]], h: usize, w: usiz
     Ok(total / frames.len().max(1) as f64)
 }
 
+/// `(B, 1, H, W)` loss weights of frames `(B, 3, H, W)` in [-1, 1]: `1 + w` where the pixel's
+/// channels spread by more than 0.3 (38 of 255: a saturated colour), 1 elsewhere. Applied to the
+/// difference, so the squared term weighs `(1 + w)²`.
+pub fn colour_weights(x: &candle_core::Tensor, w: f64) -> candle_core::Result<candle_core::Tensor> {
+    let spread = (x.max_keepdim(1)? - x.min_keepdim(1)?)?;
+    (spread.gt(0.3)?.to_dtype(DType::F32)? * w)? + 1.0
+}
+
 /// Trains (or resumes) stage 1 into `out/autoencoder.*`. `progress` gets `(step, loss, steps/s)`.
 pub fn train_autoencoder(
     pool: &FramePool,
@@ -148,6 +156,7 @@ pub fn train_autoencoder(
         let z = model.encode(&x)?;
         let y = model.decode(&if stage.freeze_encoder { z.detach() } else { z })?;
         let diff = (&y - &x)?;
+        let diff = if stage.colour_weight > 0.0 { diff.broadcast_mul(&colour_weights(&x, stage.colour_weight)?)? } else { diff };
         // L1 keeps flat colours' edges sharp; MSE is what PSNR measures.
         let loss = (diff.sqr()?.mean_all()? + diff.abs()?.mean_all()?)?;
         let grads = loss.backward()?;
@@ -221,4 +230,17 @@ pub fn install_from_world_model(weights: &Path, out: &Path, steps: u64) -> anyho
     save_json(&json_path(&target), &meta)?;
     save_json(&out.join("autoencoder.state.json"), &StageState { step: steps, ..Default::default() })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn colour_weights_pick_saturated_pixels() {
+        let dev = candle_core::Device::Cpu;
+        // Grey floor, light wall, red disc, blue block.
+        let frames: Vec<u8> = [[70u8, 70, 70], [150, 150, 150], [220, 40, 40], [40, 90, 230]].concat();
+        let x = crate::model::frames::frames_to_tensor(&[&frames[..]], 2, 2, &dev).unwrap();
+        let w = super::colour_weights(&x, 4.0).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(w, vec![1.0, 1.0, 5.0, 5.0]);
+    }
 }

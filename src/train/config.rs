@@ -30,6 +30,15 @@ pub struct StageConfig {
     /// with `--init` without retraining its dynamics.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub freeze_encoder: bool,
+    /// Autoencoder stage only: extra loss weight `1 + w` on pixels of saturated colour in the
+    /// truth (bodies are coloured, floors and walls grey), so that the decoder draws bodies in
+    /// their own colours, where they are located. 0 (absent): every pixel alike.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub colour_weight: f64,
+}
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 fn default_warmup() -> u64 {
