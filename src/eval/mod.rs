@@ -149,8 +149,6 @@ impl CurveAcc {
 /// What is known about one evaluation window.
 struct Window<'a> {
     ep: &'a Episode,
-    /// First context frame.
-    s0: usize,
     truth: Vec<&'a [u8]>,
     true_pos: Vec<Vec<Option<[f32; 2]>>>,
     pushed: Vec<bool>,
@@ -213,22 +211,22 @@ fn windows<'a>(eps: &'a [Episode], wm: &WorldModel, s0: usize, k: usize, horizon
                     b.role == Role::Object && start[bi].is_some_and(|s| true_pos.iter().any(|p| p[bi].is_some_and(|p| dist(p, s) > 2.0)))
                 })
                 .collect();
-            Window { ep, s0, truth, true_pos, pushed }
+            Window { ep, truth, true_pos, pushed }
         })
         .collect()
 }
 
-fn queries(wins: &[Window], k: usize, horizon: usize, seed: u64, shuffle: bool) -> Vec<Query> {
+fn queries(wins: &[Window], s0: usize, k: usize, horizon: usize, seed: u64, shuffle: bool) -> Vec<Query> {
     let n = wins.len();
     wins.iter()
         .enumerate()
         .map(|(i, win)| {
-            let (ep, s0) = (win.ep, win.s0);
-            let (src, s1) = if shuffle { (wins[(i + 1) % n].ep, wins[(i + 1) % n].s0) } else { (ep, s0) };
+            let ep = win.ep;
+            let src = if shuffle { wins[(i + 1) % n].ep } else { ep };
             Query {
                 context: (s0..s0 + k).map(|t| ep.frame(t).to_vec()).collect(),
                 past_actions: Some((s0..s0 + k - 1).map(|t| ep.action(t).to_vec()).collect()),
-                actions: (s1 + k - 1..s1 + k - 1 + horizon).map(|t| src.action(t).to_vec()).collect(),
+                actions: (s0 + k - 1..s0 + k - 1 + horizon).map(|t| src.action(t).to_vec()).collect(),
                 samples: 1,
                 seed: seed ^ crate::rng::mix64(i as u64),
             }
@@ -255,7 +253,7 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
     anyhow::ensure!(!wins.is_empty(), "no episode has {} frames (start {s0} + context {k} + horizon {horizon})", s0 + k + horizon);
 
     let run = |wins: &[Window], horizon: usize, shuffle: bool| -> anyhow::Result<Vec<Vec<Vec<u8>>>> {
-        let qs = queries(wins, k, horizon, cfg.seed, shuffle);
+        let qs = queries(wins, s0, k, horizon, cfg.seed, shuffle);
         let mut out = Vec::with_capacity(qs.len());
         for chunk in qs.chunks(32) {
             for p in wm.predict_batch(chunk, &cfg.sampler)? {

@@ -37,7 +37,8 @@ pub struct StageConfig {
     pub colour_weight: f64,
 }
 
-fn is_zero(x: &f64) -> bool {
+/// For `skip_serializing_if` on optional weights and fractions.
+pub(crate) fn is_zero(x: &f64) -> bool {
     *x == 0.0
 }
 

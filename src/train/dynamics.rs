@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::autoencoder::{load_autoencoder, StageState};
 use super::checkpoint::{json_path, load_into_varmap, load_json, load_tensors, save_json, save_tensors, varmap_tensors};
-use super::config::{lr_at, StageConfig};
+use super::config::{is_zero, lr_at, StageConfig};
 use super::data::FramePool;
 use super::optim::{AdamW, AdamWConfig};
 use crate::data::{Episode, Manifest};
@@ -75,10 +75,6 @@ pub struct DynamicsConfig {
     /// Most context frames replaced by predictions in one window (absent: 2).
     #[serde(default = "default_self_depth")]
     pub self_context_depth: usize,
-}
-
-fn is_zero(x: &f64) -> bool {
-    *x == 0.0
 }
 
 fn default_self_depth() -> usize {
@@ -280,13 +276,13 @@ fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, de
 /// already replaced ones included, with the true actions), and moves the targets so that they
 /// still lead to the true frames.
 /// Returns how many frames each window had replaced.
-fn self_condition(wm: &WorldModel, batch: &mut Batch, dc: &DynamicsConfig, sampler: &SamplerConfig, delta_scale: f32, rng: &mut Rng) -> candle_core::Result<Vec<usize>> {
+fn self_condition(wm: &WorldModel, batch: &mut Batch, dc: &DynamicsConfig, sampler: &SamplerConfig, rng: &mut Rng) -> candle_core::Result<Vec<usize>> {
     let b = batch.target.dim(0)?;
     if dc.self_context == 0.0 {
         return Ok(vec![0; b]);
     }
     let dev = batch.target.device().clone();
-    let k = wm.meta.context;
+    let (k, delta_scale) = (wm.meta.context, wm.meta.delta_scale);
     let [lc, lh, lw] = wm.meta.dit.latent;
     let cells = lc * lh * lw;
     let (f, slots, a_dim) = (wm.meta.dit.chunk, wm.meta.dit.action_slots(), wm.meta.dit.action_dim);
@@ -586,7 +582,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         opt.config.lr = lr_at(job.stage, step);
         let mut rng = Rng::new(job.seed ^ 0xd1ce ^ crate::rng::mix64(step.wrapping_add(1)));
         let mut batch = make_batch(&train, &mut rng, job.stage.batch, &sm, &device)?;
-        self_condition(&wm, &mut batch, dc, &gen_sampler, meta.delta_scale, &mut rng)?;
+        self_condition(&wm, &mut batch, dc, &gen_sampler, &mut rng)?;
         let loss = batch_loss(&wm, &batch, dc, &mut rng)?;
         let grads = loss.backward()?;
         opt.step(&grads)?;
@@ -745,7 +741,7 @@ mod tests {
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let (ctx0, target0, cmask) = (flat(&batch.context), flat(&batch.target), flat(&batch.context_mask));
         let (reverse, anchored) = (flat(&batch.reverse), flat(&batch.anchor_mask));
-        let depth = self_condition(&wm, &mut batch, &dc, &meta.sampler, 0.5, &mut rng).unwrap();
+        let depth = self_condition(&wm, &mut batch, &dc, &meta.sampler, &mut rng).unwrap();
         let (ctx1, target1) = (flat(&batch.context), flat(&batch.target));
         let k = 4;
         assert!(depth.contains(&1) && depth.contains(&2), "both depths drawn: {depth:?}");
