@@ -5,8 +5,10 @@ set -euo pipefail
 
 sudo_cmd() { if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else "$@"; fi; }
 
-# Mesa's software Vulkan (lavapipe): Bevy renders offscreen on the CPU through it.
-if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep -q libvulkan.so.1; then
+# Mesa's software Vulkan (lavapipe): Bevy renders offscreen on the CPU through it. (No `grep -q`
+# on the pipe: it exits at the first match, ldconfig dies of SIGPIPE, and under pipefail the
+# check failed now and then and reinstalled the driver.)
+if ! ls /usr/share/vulkan/icd.d/*.json >/dev/null 2>&1 || ! ldconfig -p 2>/dev/null | grep libvulkan.so.1 >/dev/null; then
   echo "== installing the software Vulkan driver (libvulkan1 mesa-vulkan-drivers)"
   sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive sudo_cmd apt-get install -y -qq libvulkan1 mesa-vulkan-drivers >/dev/null

@@ -12,12 +12,14 @@
 //!   transformer, rectified flow and the few-step sampler.
 //! - [`world_model`]: load a checkpoint, predict futures (batched, autoregressive).
 //! - [`train`]: two-stage training with exact resume.
+//! - [`alloc`]: keep freed memory in the process (training loops reuse their pages).
 //! - [`bench`]: speed figures against the measured matmul peak.
 //! - [`env`]: the `Env` interface (world model or simulator) and the frame-based reward.
 //! - [`eval`]: the measurement protocol (PSNR, SSIM, body positions, baselines, controllability).
 //! - [`plan`]: CEM / MPPI model-predictive control over any [`plan::Imagination`].
 #![warn(missing_docs)]
 
+pub mod alloc;
 pub mod bench;
 pub mod camera;
 pub mod data;

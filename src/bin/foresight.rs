@@ -189,6 +189,11 @@ enum Cmd {
         /// is skipped) and its transformer is the starting point of stage 2.
         #[arg(long)]
         init: Option<PathBuf>,
+        /// Train a fresh transformer on the frozen autoencoder of this world-model checkpoint
+        /// (stage 1 is skipped; the config's transformer sizes are used). For comparing
+        /// transformers, or latent spaces, at an equal budget.
+        #[arg(long, conflicts_with = "init")]
+        autoencoder: Option<PathBuf>,
     },
     /// Measure a checkpoint on held-out episodes against the truth and the baselines.
     Eval {
@@ -291,6 +296,7 @@ enum Cmd {
 }
 
 fn main() -> anyhow::Result<()> {
+    foresight::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.cmd {
@@ -338,7 +344,7 @@ fn main() -> anyhow::Result<()> {
             }
             println!("wrote {} and {}", out.display(), gif.display());
         }
-        Cmd::Train { data, config, out, resume, stop_after, init } => train(&data, &config, &out, resume, stop_after, init.as_deref(), command.clone())?,
+        Cmd::Train { data, config, out, resume, stop_after, init, autoencoder } => train(&data, &config, &out, resume, stop_after, init.as_deref(), autoencoder.as_deref(), command.clone())?,
         Cmd::Eval { checkpoint, data, context, horizon, start, long_horizon, episodes, steps, temperature, reencode, guidance, seed, json } => {
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut ds = foresight::data::Dataset::open(&data)?;
@@ -471,7 +477,8 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resume: bool, stop_after: Option<u64>, init: Option<&std::path::Path>, command: String) -> anyhow::Result<()> {
+#[allow(clippy::too_many_arguments)]
+fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resume: bool, stop_after: Option<u64>, init: Option<&std::path::Path>, autoencoder: Option<&std::path::Path>, command: String) -> anyhow::Result<()> {
     use foresight::train::autoencoder::{train_autoencoder, StageState};
     use foresight::train::dynamics::{train_dynamics, DynamicsJob, StageEnd};
     use foresight::train::{checkpoint, data::FramePool, TrainConfig};
@@ -514,7 +521,12 @@ fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resu
     let mut ae_init = None;
     if let Some(ckpt) = init {
         let wm = foresight::world_model::WorldModel::load(ckpt)?;
-        ae_cfg = wm.meta.autoencoder.clone();
+        // The config may give the checkpoint's autoencoder a new output head (same encoder and
+        // latent, so its transformer still fits); anything else comes from the checkpoint.
+        let new_head = cfg.autoencoder_stage.steps > 0 && cfg.autoencoder != wm.meta.autoencoder && cfg.autoencoder.same_encoder(&wm.meta.autoencoder);
+        if !new_head {
+            ae_cfg = wm.meta.autoencoder.clone();
+        }
         if !ae_state.exists() {
             if cfg.autoencoder_stage.steps == 0 {
                 foresight::train::autoencoder::install_from_world_model(ckpt, out, 0)?;
@@ -523,6 +535,12 @@ fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resu
                 ae_init = Some(foresight::train::autoencoder::world_model_autoencoder(ckpt)?);
                 println!("fine-tuning {}: autoencoder for {} steps, then the transformer", ckpt.display(), cfg.autoencoder_stage.steps);
             }
+        }
+    }
+    if let Some(ckpt) = autoencoder {
+        if !ae_state.exists() {
+            foresight::train::autoencoder::install_from_world_model(ckpt, out, cfg.autoencoder_stage.steps)?;
+            println!("the autoencoder of {} is kept frozen; a fresh transformer is trained on it", ckpt.display());
         }
     }
     let done = ae_state.exists() && checkpoint::load_json::<StageState>(&ae_state)?.step >= cfg.autoencoder_stage.steps;

@@ -68,6 +68,13 @@ pub struct EvalReport {
     pub missing_fraction: f64,
     /// PSNR of the autoencoder's reconstructions of the true future frames (the ceiling).
     pub autoencoder_psnr: f64,
+    /// Mean position error over bodies (all horizons) in those reconstructions: how far the
+    /// autoencoder alone moves the located bodies, the floor of every position error.
+    #[serde(default)]
+    pub autoencoder_position_error_px: f64,
+    /// The same for the agent.
+    #[serde(default)]
+    pub autoencoder_agent_position_error_px: f64,
     /// Episodes evaluated.
     pub episodes: usize,
     /// Data-collection policy of the episodes.
@@ -269,6 +276,7 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
     let mut cv = CurveAcc::new(horizon);
     let mut shuf = CurveAcc::new(horizon);
     let mut ae_psnr = (0.0, 0usize);
+    let mut ae_pos = CurveAcc::new(horizon);
     for (i, win) in wins.iter().enumerate() {
         score(&mut model, win, wm, Some(&preds[i]), None);
         score(&mut shuf, win, wm, Some(&shuffled[i]), None);
@@ -292,6 +300,7 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
         score(&mut cv, win, wm, None, Some(&extrap));
         let refs: Vec<&[u8]> = win.truth.clone();
         let recon = wm.decode(&wm.encode(&refs)?)?;
+        score(&mut ae_pos, win, wm, Some(&recon), None);
         for (a, b) in recon.iter().zip(&win.truth) {
             ae_psnr.0 += psnr(a, b);
             ae_psnr.1 += 1;
@@ -299,6 +308,8 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
     }
     let m = model.curves(true);
     let s = shuf.curves(true);
+    let ae_curves = ae_pos.curves(false);
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
     let last = horizon - 1;
     let long_horizon = if cfg.long_horizon > horizon {
         let lw = windows(&eps, wm, s0, k, cfg.long_horizon);
@@ -322,6 +333,8 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
         controllability_ratio: s.agent_position_error_px[last] / m.agent_position_error_px[last].max(1e-6),
         missing_fraction: model.missing as f64 / model.visible.max(1) as f64,
         autoencoder_psnr: ae_psnr.0 / ae_psnr.1.max(1) as f64,
+        autoencoder_position_error_px: mean(&ae_curves.position_error_px),
+        autoencoder_agent_position_error_px: mean(&ae_curves.agent_position_error_px),
         model: m,
         copy_last: copy.curves(true),
         constant_velocity: cv.curves(false),
@@ -362,8 +375,10 @@ pub fn markdown(r: &EvalReport, title: &str) -> String {
         ));
     }
     s.push_str(&format!(
-        "\nAutoencoder ceiling {:.2} dB. Controllability {:.2} dB, ratio {:.2}. Missing bodies {:.1}%.\n",
+        "\nAutoencoder ceiling {:.2} dB, position error {:.2} px (agent {:.2}). Controllability {:.2} dB, ratio {:.2}. Missing bodies {:.1}%.\n",
         r.autoencoder_psnr,
+        r.autoencoder_position_error_px,
+        r.autoencoder_agent_position_error_px,
         r.controllability_db,
         r.controllability_ratio,
         100.0 * r.missing_fraction

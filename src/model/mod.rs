@@ -2,6 +2,7 @@
 //! patch diffusion transformer, built from shared transformer pieces.
 
 pub mod autoencoder;
+pub mod conv;
 pub mod diffusion;
 pub mod dit;
 pub mod text;

@@ -130,8 +130,12 @@ pub fn train_autoencoder(
         load_into_varmap(&vm, &load_tensors(&weights, device)?, &weights, "")?;
         opt.load_state(&load_tensors(&opt_path, device)?, state.step)?;
     } else if let Some(init) = init {
-        // Fine-tuning: start from a checkpoint's autoencoder (`--init`).
-        load_into_varmap(&vm, init, Path::new("--init"), "")?;
+        // Fine-tuning: start from a checkpoint's autoencoder (`--init`); a new output head
+        // (the caller checked that the encoder and latent agree) starts fresh.
+        let (fresh, dropped) = super::checkpoint::load_matching_into_varmap(&vm, init, Path::new("--init"))?;
+        if !fresh.is_empty() || !dropped.is_empty() {
+            println!("autoencoder --init: {} tensors start fresh ({}), {} of the checkpoint's are not used ({})", fresh.len(), fresh.join(", "), dropped.len(), dropped.join(", "));
+        }
     }
     let (h, w) = (pool.height, pool.width);
     let started = Instant::now() - std::time::Duration::from_secs_f64(state.seconds);

@@ -83,6 +83,30 @@ pub fn load_into_varmap(vm: &VarMap, tensors: &HashMap<String, Tensor>, path: &P
     Ok(())
 }
 
+/// Like [`load_into_varmap`] for a network whose output head changed (`--init` from a
+/// checkpoint with another head): every variable the tensors hold is loaded (shapes must
+/// agree), the others keep their fresh values. Returns the names left fresh and the tensors
+/// that had no place (the old head).
+pub fn load_matching_into_varmap(vm: &VarMap, tensors: &HashMap<String, Tensor>, path: &Path) -> Result<(Vec<String>, Vec<String>), CheckpointError> {
+    let data = vm.data().lock().map_err(|_| invalid(path, "variable map poisoned"))?;
+    let mut fresh = Vec::new();
+    for (name, var) in data.iter() {
+        let Some(t) = tensors.get(name) else {
+            fresh.push(name.clone());
+            continue;
+        };
+        if t.dims() != var.dims() {
+            return Err(invalid(path, format!("`{name}` is {:?} in the weights but {:?} in the config", t.dims(), var.dims())));
+        }
+        let t = t.to_dtype(var.dtype()).map_err(|e| invalid(path, e.to_string()))?;
+        var.set(&t).map_err(|e| invalid(path, e.to_string()))?;
+    }
+    let mut dropped: Vec<String> = tensors.keys().filter(|k| !data.contains_key(*k)).cloned().collect();
+    fresh.sort();
+    dropped.sort();
+    Ok((fresh, dropped))
+}
+
 /// Writes a JSON value atomically.
 pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<(), CheckpointError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| invalid(path, e.to_string()))?;

@@ -717,7 +717,7 @@ mod tests {
     fn self_condition_replaces_the_last_context_frames_and_keeps_targets_on_the_truth() {
         let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
         let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
-        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2 };
+        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0 };
         meta.dit = DitConfig { latent: [4, 16, 16], patch: 4, context: 4, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: None, bidirectional: true, chunk: 2, token_actions: false };
         meta.delta_scale = 0.5;
         let device = Device::Cpu;

@@ -1,23 +1,39 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{VarBuilder, VarMap};
 use foresight::model::frames::{frames_to_tensor, psnr, tensor_to_frames};
+use foresight::model::autoencoder::AeKind;
 use foresight::model::{Autoencoder, AutoencoderConfig};
 use foresight::train::{AdamW, AdamWConfig};
 
 #[test]
 fn every_autoencoder_tensor_gets_a_gradient() {
+    // The patch transformer with its linear head and with the pixel head (per-pixel MLP), and
+    // the convolutional autoencoder.
+    for config in [AutoencoderConfig::tiny(), AutoencoderConfig::tiny().with_pixel_head(4, 8), AutoencoderConfig::tiny_conv()] {
+        gradients_reach_every_tensor(config);
+    }
+}
+
+fn gradients_reach_every_tensor(config: AutoencoderConfig) {
     let dev = Device::Cpu;
     let vm = VarMap::new();
-    let ae = Autoencoder::new(AutoencoderConfig::tiny(), VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+    let pixel_head = config.pixel_features > 0;
+    let patch = config.kind == AeKind::Patch;
+    let (lc, lh, lw) = config.latent_shape();
+    let ae = Autoencoder::new(config, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
     let x = Tensor::rand(-1f32, 1f32, (2, 3, 16, 16), &dev).unwrap();
     let z = ae.encode(&x).unwrap();
-    assert_eq!(z.dims(), &[2, 2, 8, 8]);
+    assert_eq!(z.dims(), &[2, lc, lh, lw]);
     let y = ae.decode(&z).unwrap();
     assert_eq!(y.dims(), x.dims());
     let loss = (y - &x).unwrap().sqr().unwrap().mean_all().unwrap();
     let grads = loss.backward().unwrap();
     let vars = vm.data().lock().unwrap().clone();
     assert!(vars.len() > 20);
+    if patch {
+        assert_eq!(vars.contains_key("decoder.pixel_fc1.weight"), pixel_head);
+        assert_eq!(vars.contains_key("decoder.out.weight"), !pixel_head);
+    }
     for (name, var) in vars {
         let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} received no gradient"));
         let n = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();

@@ -350,6 +350,45 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
 }
 
 #[test]
+fn a_fresh_transformer_trains_on_a_checkpoints_frozen_autoencoder() {
+    let ckpt = tiny_checkpoint();
+    let base = tmpdir("ae-from");
+    let data = base.join("data");
+    synthetic_dataset(&data);
+    let out = base.join("fresh");
+    let wider = tiny_config(&base, "wider.json", |cfg| cfg["dynamics"]["dim"] = 24.into());
+    assert!(train_with(&wider, &data, &out, &["--autoencoder".as_ref(), ckpt.as_os_str()]));
+    let a = WorldModel::load(&ckpt).unwrap();
+    let b = WorldModel::load(&out.join("world_model.safetensors")).unwrap();
+    assert_eq!(a.meta.autoencoder, b.meta.autoencoder);
+    assert_eq!((a.meta.dit.dim, b.meta.dit.dim), (16, 24), "the config's transformer, trained afresh");
+    let frame = vec![30u8; 64 * 64 * 3];
+    let za: Vec<f32> = a.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let zb: Vec<f32> = b.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    assert_eq!(za, zb, "the autoencoder stays frozen");
+    assert!(!train_with(&wider, &data, &base.join("both"), &["--autoencoder".as_ref(), ckpt.as_os_str(), "--init".as_ref(), ckpt.as_os_str()]), "--init and --autoencoder exclude each other");
+}
+
+#[test]
+fn a_convolutional_autoencoder_trains_end_to_end() {
+    let base = tmpdir("conv");
+    let data = base.join("data");
+    synthetic_dataset(&data);
+    let out = base.join("run");
+    let conv = tiny_config(&base, "conv.json", |cfg| {
+        cfg["autoencoder"] = serde_json::json!({"kind": "conv", "resolution": [64, 64], "patch": 4, "dim": 8, "depth": 1, "heads": 1, "mlp_ratio": 1, "latent_channels": 2, "latent_patch": 1});
+    });
+    assert!(train_with(&conv, &data, &out, &[]));
+    let wm = WorldModel::load(&out.join("world_model.safetensors")).unwrap();
+    assert_eq!(wm.meta.autoencoder.kind, foresight::model::autoencoder::AeKind::Conv);
+    assert_eq!(wm.meta.dit.latent, [2, 16, 16]);
+    let p = wm.predict(&query(&wm, 2, 7, 3), &wm.meta.sampler).unwrap();
+    assert_eq!((p.frames.len(), p.frames[0].len(), p.frames[0][0].len()), (2, 3, 64 * 64 * 3));
+    let again = wm.predict(&query(&wm, 2, 7, 3), &wm.meta.sampler).unwrap();
+    assert_eq!(p.frames, again.frames, "same seed, same bytes");
+}
+
+#[test]
 fn world_model_env_steps_in_imagination() {
     use foresight::env::{Env, WorldModelEnv};
     let wm = WorldModel::load(&tiny_checkpoint()).unwrap();
@@ -400,7 +439,7 @@ fn eval_refuses_training_seeds_and_reports_the_contract_keys() {
     for k in ["position_error_px", "agent_position_error_px", "pushed_position_error_px"] {
         assert!(json["constant_velocity"].get(k).is_some(), "constant_velocity lacks `{k}`");
     }
-    for k in ["controllability_db", "controllability_ratio", "missing_fraction", "autoencoder_psnr", "episodes", "policy"] {
+    for k in ["controllability_db", "controllability_ratio", "missing_fraction", "autoencoder_psnr", "autoencoder_position_error_px", "episodes", "policy"] {
         assert!(json.get(k).is_some(), "report lacks `{k}`");
     }
     // Copy-last is exact at no motion and the truth locates the squares.

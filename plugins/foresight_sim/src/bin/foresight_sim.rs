@@ -223,6 +223,7 @@ fn read_actions(path: &PathBuf, scene: &Scene) -> anyhow::Result<Vec<Vec<f32>>> 
 }
 
 fn main() -> anyhow::Result<()> {
+    foresight::alloc::keep_freed_memory();
     let cli = Cli::parse();
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     match cli.cmd {
