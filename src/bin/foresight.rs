@@ -537,11 +537,9 @@ fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resu
             }
         }
     }
-    if let Some(ckpt) = autoencoder {
-        if !ae_state.exists() {
-            foresight::train::autoencoder::install_from_world_model(ckpt, out, cfg.autoencoder_stage.steps)?;
-            println!("the autoencoder of {} is kept frozen; a fresh transformer is trained on it", ckpt.display());
-        }
+    if let Some(ckpt) = autoencoder.filter(|_| !ae_state.exists()) {
+        foresight::train::autoencoder::install_from_world_model(ckpt, out, cfg.autoencoder_stage.steps)?;
+        println!("the autoencoder of {} is kept frozen; a fresh transformer is trained on it", ckpt.display());
     }
     let done = ae_state.exists() && checkpoint::load_json::<StageState>(&ae_state)?.step >= cfg.autoencoder_stage.steps;
     if !done {

@@ -170,7 +170,7 @@ impl AutoencoderConfig {
             if self.patch != 4 || self.latent_patch != 1 {
                 return Err(format!("a conv autoencoder downsamples by 4 to the latent grid: patch must be 4 (is {}) and latent_patch 1 (is {})", self.patch, self.latent_patch));
             }
-            if self.dim % 2 != 0 {
+            if !self.dim.is_multiple_of(2) {
                 return Err(format!("conv autoencoder dim {} must be even (dim / 2 channels at half resolution)", self.dim));
             }
             if self.pixel_features != 0 {
