@@ -93,6 +93,11 @@ pub(crate) fn tiny_config(dir: &Path, name: &str, edit: impl FnOnce(&mut serde_j
     path
 }
 
+/// The latent of one frame, flattened.
+fn code(wm: &WorldModel, frame: &[u8]) -> Vec<f32> {
+    wm.encode(&[frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap()
+}
+
 /// Sample 0's latent of predicted step `t`, flattened.
 fn latent(p: &foresight::world_model::Prediction, t: usize) -> Vec<f32> {
     p.latents.get(0).unwrap().get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
@@ -332,8 +337,8 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     assert_eq!(a.meta.autoencoder, b.meta.autoencoder);
     assert_eq!(a.meta.delta_scale, b.meta.delta_scale);
     let frame = vec![30u8; 64 * 64 * 3];
-    let za: Vec<f32> = a.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let zb: Vec<f32> = b.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let za = code(&a, &frame);
+    let zb = code(&b, &frame);
     assert_eq!(za, zb, "the autoencoder stays frozen");
     assert_eq!(b.meta.steps, 6);
     // Another game with 3-d actions: the autoencoder is fine-tuned (6 steps), the transformer
@@ -345,7 +350,7 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     let c = WorldModel::load(&out3.join("world_model.safetensors")).unwrap();
     assert_eq!(c.meta.action_spec.dim, 3);
     assert_eq!(c.meta.autoencoder, a.meta.autoencoder);
-    let zc: Vec<f32> = c.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let zc = code(&c, &frame);
     assert!(za != zc, "the autoencoder was fine-tuned");
 }
 
@@ -363,8 +368,8 @@ fn a_fresh_transformer_trains_on_a_checkpoints_frozen_autoencoder() {
     assert_eq!(a.meta.autoencoder, b.meta.autoencoder);
     assert_eq!((a.meta.dit.dim, b.meta.dit.dim), (16, 24), "the config's transformer, trained afresh");
     let frame = vec![30u8; 64 * 64 * 3];
-    let za: Vec<f32> = a.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
-    let zb: Vec<f32> = b.encode(&[&frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap();
+    let za = code(&a, &frame);
+    let zb = code(&b, &frame);
     assert_eq!(za, zb, "the autoencoder stays frozen");
     assert!(!train_with(&wider, &data, &base.join("both"), &["--autoencoder".as_ref(), ckpt.as_os_str(), "--init".as_ref(), ckpt.as_os_str()]), "--init and --autoencoder exclude each other");
 }
