@@ -16,7 +16,8 @@ pub struct SamplerConfig {
     pub steps: usize,
     /// Scale of the starting noise (1 is the training distribution; 0 gives the mean future).
     pub temperature: f32,
-    /// Noise level given to (and added to) the context at inference.
+    /// Context noise level the model is told at inference (the context itself is left clean: a
+    /// level above 0 tells the model to trust the frames it is given less).
     pub context_noise: f32,
     /// Classifier-free guidance weight on the actions (1 is off: one pass per step).
     pub guidance: f32,

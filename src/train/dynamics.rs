@@ -69,7 +69,8 @@ pub struct DynamicsConfig {
     /// frames are replaced by the model's own predictions (drawn without gradient by the
     /// checkpoint's sampler from the true frames before them), while the target stays the true
     /// frame: the model learns to correct the errors it feeds itself in a rollout instead of
-    /// compounding them. 0 (absent) trains on true context only.
+    /// compounding them. When the checkpoint's sampler re-encodes (`"reencode": true`), so are
+    /// these predictions, as in a rollout. 0 (absent) trains on true context only.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub self_context: f64,
     /// Most context frames replaced by predictions in one window (absent: 2).
@@ -326,11 +327,21 @@ fn self_condition(wm: &WorldModel, batch: &mut Batch, dc: &DynamicsConfig, sampl
         let cond = Conditioning { context: &context, context_mask: &context_mask, actions: &actions, action_mask: &action_mask, drop_actions: &drop_actions, extras: None };
         let noise = seeded_noise(rng, &[m, f * lc, lh, lw], &dev)?;
         let delta: Vec<f32> = sample(&wm.dit, &cond, &noise, sampler)?.narrow(1, 0, lc)?.detach().flatten_all()?.to_vec1()?;
+        let mut made = vec![0f32; m * cells];
         for (r, &i) in rows.iter().enumerate() {
-            let (slot, prev) = ((i * k + k - l) * cells, (i * k + k - l - 1) * cells);
+            let prev = (i * k + k - l - 1) * cells;
             for c in 0..cells {
-                ctx[slot + c] = ctx[prev + c] + delta[r * cells + c] * delta_scale;
+                made[r * cells + c] = ctx[prev + c] + delta[r * cells + c] * delta_scale;
             }
+        }
+        if sampler.reencode {
+            // As in a re-encoding rollout: the prediction becomes context as an 8-bit image.
+            let z = Tensor::from_vec(made, (m, lc, lh, lw), &dev)?;
+            made = reencode(wm, &z)?;
+        }
+        for (r, &i) in rows.iter().enumerate() {
+            let slot = (i * k + k - l) * cells;
+            ctx[slot..slot + cells].copy_from_slice(&made[r * cells..(r + 1) * cells]);
         }
     }
     let mut target: Vec<f32> = batch.target.flatten_all()?.to_vec1()?;
@@ -345,6 +356,13 @@ fn self_condition(wm: &WorldModel, batch: &mut Batch, dc: &DynamicsConfig, sampl
     batch.context = Tensor::from_vec(ctx, (b, k, lc, lh, lw), &dev)?;
     batch.target = Tensor::from_vec(target, batch.target.shape(), &dev)?;
     Ok(depth)
+}
+
+/// Decodes normalised latents `(N, C, h, w)` to 8-bit frames and encodes them again.
+fn reencode(wm: &WorldModel, z: &Tensor) -> candle_core::Result<Vec<f32>> {
+    let err = |e: crate::world_model::WorldModelError| candle_core::Error::Msg(e.to_string());
+    let frames = wm.decode(z).map_err(err)?;
+    wm.encode(&frames.iter().map(|f| f.as_slice()).collect::<Vec<_>>()).map_err(err)?.flatten_all()?.to_vec1()
 }
 
 /// The rectified-flow x-prediction loss of one batch, with context noise, action dropout and a
@@ -569,8 +587,9 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         Ok(())
     };
     let sm = Sampling { dit: &dit_cfg, dyn_cfg: dc, delta_scale: meta.delta_scale, names: &names };
-    // Self-generated context is drawn as a rollout would be, without guidance or re-encoding.
-    let gen_sampler = SamplerConfig { guidance: 1.0, text_guidance: 1.0, reencode: false, ..job.sampler };
+    // Self-generated context is drawn as a rollout would be: without guidance, and re-encoded
+    // as images when the checkpoint's sampler re-encodes.
+    let gen_sampler = SamplerConfig { guidance: 1.0, text_guidance: 1.0, ..job.sampler };
     while state.step < job.stage.steps {
         if *budget == 0 {
             state.seconds = started.elapsed().as_secs_f64();
@@ -715,6 +734,17 @@ mod tests {
     /// is "no change": a replaced context frame must equal the frame before it.
     #[test]
     fn self_condition_replaces_the_last_context_frames_and_keeps_targets_on_the_truth() {
+        self_condition_case(false);
+    }
+
+    /// With a re-encoding sampler each replaced frame is the one before it as an 8-bit image
+    /// encoded again, as in a re-encoding rollout.
+    #[test]
+    fn self_condition_reencodes_when_the_sampler_does() {
+        self_condition_case(true);
+    }
+
+    fn self_condition_case(reencode_frames: bool) {
         let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
         let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
         meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0 };
@@ -741,7 +771,8 @@ mod tests {
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let (ctx0, target0, cmask) = (flat(&batch.context), flat(&batch.target), flat(&batch.context_mask));
         let (reverse, anchored) = (flat(&batch.reverse), flat(&batch.anchor_mask));
-        let depth = self_condition(&wm, &mut batch, &dc, &meta.sampler, &mut rng).unwrap();
+        let sampler = SamplerConfig { reencode: reencode_frames, ..meta.sampler };
+        let depth = self_condition(&wm, &mut batch, &dc, &sampler, &mut rng).unwrap();
         let (ctx1, target1) = (flat(&batch.context), flat(&batch.target));
         let k = 4;
         assert!(depth.contains(&1) && depth.contains(&2), "both depths drawn: {depth:?}");
@@ -755,6 +786,13 @@ mod tests {
                 let (old, new) = (&ctx0[(i * k + s) * cells..(i * k + s + 1) * cells], &ctx1[(i * k + s) * cells..(i * k + s + 1) * cells]);
                 if s < k - d {
                     assert_eq!(old, new, "window {i}: slot {s} must stay true");
+                } else if reencode_frames {
+                    // The zero model predicts no change: the frame before, through the images.
+                    let prev = Tensor::from_slice(&ctx1[(i * k + s - 1) * cells..(i * k + s) * cells], (1, 4, 16, 16), &device).unwrap();
+                    let expected = reencode(&wm, &prev).unwrap();
+                    let worst = new.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+                    assert!(worst < 1e-4, "window {i}: slot {s} is not the re-encoded frame before it (off by {worst})");
+                    assert_ne!(new, &ctx1[(i * k + s - 1) * cells..(i * k + s) * cells], "window {i}: slot {s} was not re-encoded");
                 } else {
                     // The zero model predicts no change: the frame before the replaced ones.
                     assert_eq!(new, &ctx0[(i * k + k - d - 1) * cells..(i * k + k - d) * cells], "window {i}: slot {s}");

@@ -111,3 +111,34 @@ fn a_bad_query_fails_alone() {
     assert!(failed_reason(&rs, 1).unwrap().contains("not finite"));
     assert!(done(&rs, 2));
 }
+
+/// Records the sampler each batch was answered with; its own default is 3 steps.
+struct Recording(std::sync::Arc<foresight::world_model::WorldModel>, std::sync::Mutex<Vec<foresight::model::diffusion::SamplerConfig>>);
+
+impl bevy_foresight::Predictor for Recording {
+    fn predict_batch(&self, q: &[Query], s: &foresight::model::diffusion::SamplerConfig) -> Result<Vec<foresight::world_model::Prediction>, foresight::world_model::WorldModelError> {
+        self.1.lock().unwrap().push(*s);
+        self.0.predict_batch(q, s)
+    }
+    fn generate(&self, g: &[foresight::generate::Generate], s: &foresight::model::diffusion::SamplerConfig) -> Result<Vec<foresight::world_model::Prediction>, foresight::world_model::WorldModelError> {
+        bevy_foresight::Predictor::generate(self.0.as_ref(), g, s)
+    }
+    fn default_sampler(&self) -> foresight::model::diffusion::SamplerConfig {
+        foresight::model::diffusion::SamplerConfig { steps: 3, ..Default::default() }
+    }
+}
+
+#[test]
+fn the_worker_samples_as_the_checkpoint_says_unless_told_otherwise() {
+    for (given, steps) in [(None, 3), (Some(foresight::model::diffusion::SamplerConfig { steps: 1, ..Default::default() }), 1)] {
+        let rec = std::sync::Arc::new(Recording(model(), Default::default()));
+        let w = Worker::spawn(rec.clone(), WorkerConfig { sampler: given, ..Default::default() }).unwrap();
+        let rs = collect(&w, {
+            w.submit(req(1, 1, 2));
+            1
+        });
+        assert!(done(&rs, 1), "{rs:?}");
+        let seen = rec.1.lock().unwrap().clone();
+        assert!(!seen.is_empty() && seen.iter().all(|s| s.steps == steps), "{given:?}: sampled with {seen:?}");
+    }
+}

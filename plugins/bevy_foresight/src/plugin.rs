@@ -259,9 +259,10 @@ impl WorldModelPlugin {
         self
     }
 
-    /// Sampler settings (steps, temperature, guidance).
+    /// Sampler settings (steps, temperature, guidance, re-encoding); without this call the
+    /// checkpoint's own sampler (its JSON's `sampler`) is used.
     pub fn with_sampler(mut self, sampler: SamplerConfig) -> Self {
-        self.worker.sampler = sampler;
+        self.worker.sampler = Some(sampler);
         self
     }
 

@@ -20,6 +20,11 @@ pub trait Predictor: Send + Sync + 'static {
     fn predict_batch(&self, queries: &[Query], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError>;
     /// Answers generation requests (image to video, edit, interpolation, extension) in one call.
     fn generate(&self, reqs: &[Generate], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError>;
+    /// The sampler used when the plugin is given none (a checkpoint's: the one it was trained
+    /// and measured with).
+    fn default_sampler(&self) -> SamplerConfig {
+        SamplerConfig::default()
+    }
 }
 
 impl Predictor for WorldModel {
@@ -28,6 +33,9 @@ impl Predictor for WorldModel {
     }
     fn generate(&self, reqs: &[Generate], sampler: &SamplerConfig) -> Result<Vec<Prediction>, WorldModelError> {
         WorldModel::generate(self, reqs, sampler)
+    }
+    fn default_sampler(&self) -> SamplerConfig {
+        self.meta.sampler
     }
 }
 
@@ -86,13 +94,13 @@ pub struct WorkerConfig {
     pub full_queue: FullQueue,
     /// Most requests answered in one batched call.
     pub max_batch: usize,
-    /// Sampler.
-    pub sampler: SamplerConfig,
+    /// Sampler (None: the checkpoint's own, from its JSON).
+    pub sampler: Option<SamplerConfig>,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
-        WorkerConfig { threads: 1, queue_capacity: 64, full_queue: FullQueue::Reject, max_batch: 16, sampler: SamplerConfig::default() }
+        WorkerConfig { threads: 1, queue_capacity: 64, full_queue: FullQueue::Reject, max_batch: 16, sampler: None }
     }
 }
 
@@ -209,7 +217,8 @@ pub struct Worker {
 impl Worker {
     /// Starts the worker thread with its own rayon pool of `config.threads` threads.
     pub fn spawn(model: Arc<dyn Predictor>, config: WorkerConfig) -> Result<Self, String> {
-        config.sampler.validate()?;
+        let sampler = config.sampler.unwrap_or_else(|| model.default_sampler());
+        sampler.validate()?;
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(config.threads.max(1))
             .thread_name(|i| format!("foresight-model-{i}"))
@@ -219,7 +228,8 @@ impl Worker {
         let (resp_tx, responses) = unbounded();
         let cancelled = Arc::new(Mutex::new(HashSet::new()));
         let stats = Arc::new(Mutex::new(WorkerStats::default()));
-        let (c2, s2, cfg, out) = (cancelled.clone(), stats.clone(), config.clone(), resp_tx.clone());
+        let cfg = WorkerConfig { sampler: Some(sampler), ..config.clone() };
+        let (c2, s2, out) = (cancelled.clone(), stats.clone(), resp_tx.clone());
         let evict = rx.clone();
         let handle = std::thread::Builder::new()
             .name("foresight-worker".into())
@@ -302,6 +312,7 @@ impl Drop for Worker {
 }
 
 fn run(model: Arc<dyn Predictor>, pool: rayon::ThreadPool, rx: Receiver<Queued>, out: Sender<Response>, cancelled: Arc<Mutex<HashSet<u64>>>, stats: Arc<Mutex<WorkerStats>>, cfg: WorkerConfig) {
+    let sampler = cfg.sampler.unwrap_or_else(|| model.default_sampler());
     let fail = |q: &Queued, reason: String, count: &dyn Fn(&mut WorkerStats)| {
         if let Ok(mut s) = stats.lock() {
             s.failed += 1;
@@ -351,7 +362,7 @@ fn run(model: Arc<dyn Predictor>, pool: rayon::ThreadPool, rx: Receiver<Queued>,
         }
         let jobs: Vec<&Job> = live.iter().map(|q| &q.req.job).collect();
         let t0 = Instant::now();
-        let result = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| run_jobs(model.as_ref(), &jobs, &cfg.sampler))));
+        let result = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| run_jobs(model.as_ref(), &jobs, &sampler))));
         let busy = t0.elapsed().as_secs_f64();
         match result {
             Ok(Ok(preds)) => {
@@ -370,7 +381,7 @@ fn run(model: Arc<dyn Predictor>, pool: rayon::ThreadPool, rx: Receiver<Queued>,
             Ok(Err(_)) => {
                 // One bad query must not sink the others: answer them one by one.
                 for q in live {
-                    let one = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| run_jobs(model.as_ref(), &[&q.req.job], &cfg.sampler).map(|mut v| v.remove(0)))));
+                    let one = pool.install(|| std::panic::catch_unwind(AssertUnwindSafe(|| run_jobs(model.as_ref(), &[&q.req.job], &sampler).map(|mut v| v.remove(0)))));
                     match one {
                         Ok(Ok(p)) => answer(q, p, 1),
                         Ok(Err(e)) => fail(&q, e.to_string(), &|_| {}),
