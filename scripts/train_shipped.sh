@@ -1,43 +1,81 @@
 #!/usr/bin/env bash
 # Reproduces a shipped checkpoint: assets/NAME.safetensors + assets/NAME.json.
-#   scripts/train_shipped.sh push     # from scratch: configs/default.json (runs/push-ship, the base),
-#                                     # then captions, backward prediction and anchors:
-#                                     # configs/push_text.json on scripted + random-policy data
-#                                     # (runs/push-text) -> assets/push.safetensors
-#   scripts/train_shipped.sh bounce   # fine-tuned from the push base: configs/finetune.json
-#   scripts/train_shipped.sh arm      # likewise (3-d actions: a fresh action embedding)
+#   scripts/train_shipped.sh push        # the convolutional push (session 7), five resumable steps:
+#       1. convolutional autoencoder, 1,000 steps         configs/push_conv.json       runs/push-conv
+#       2. 1,500 more with the colour weight (to 2,500)    configs/push_conv_more.json  runs/push-conv2
+#       3. a fresh transformer on it, 1,200 steps          configs/push_conv_more.json  runs/push-conv2
+#       4. self-generated, re-encoded context, 1,500 steps configs/push_conv_self.json  runs/push-conv-self
+#       5. captions, backward windows, anchors, 1,200      configs/push_conv_text.json  runs/push-conv-text
+#          (scripted + random-policy episodes)             -> assets/push.safetensors
+#   scripts/train_shipped.sh push-base   # the patch-autoencoder push base (configs/default.json,
+#                                        # runs/push-ship) that bounce and arm start from
+#   scripts/train_shipped.sh bounce      # fine-tuned from the push base: configs/finetune.json
+#   scripts/train_shipped.sh arm         # likewise (3-d actions: a fresh action embedding)
 # Resumable: run it again after an interruption and it continues (datasets are kept, training
-# resumes exactly). Work goes to data/NAME-train and runs/NAME-ship; evaluation data (seeds from
-# 1000) is written to data/NAME-eval and the report to runs/NAME-ship/eval.*.
+# resumes exactly). Work goes to data/NAME-train and runs/; evaluation data (seeds from 1000) is
+# written to data/NAME-eval and the report beside the final run's checkpoint (eval.*).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-name="${1:?usage: scripts/train_shipped.sh push|bounce|arm}"
+name="${1:?usage: scripts/train_shipped.sh push|push-base|bounce|arm}"
 # FORESIGHT_BIN: a folder of already built binaries (a background queue uses a frozen copy).
 bin="${FORESIGHT_BIN:-}"
 if [ -z "$bin" ]; then
   cargo build -p foresight -p foresight_sim --bins
   bin="$CARGO_TARGET_DIR/debug"
 fi
-data="data/$name-train"
-out="runs/$name-ship"
-[ -f "$data/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$name.ron" --episodes 1024 --seed 1 --out "$data"
-[ -f "data/$name-eval/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$name.ron" --episodes 32 --steps 80 --seed 1000 --out "data/$name-eval"
-resume=()
-[ -d "$out" ] && resume=(--resume)
+scene="${name%-base}"
+data="data/$scene-train"
+[ -f "$data/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$scene.ron" --episodes 1024 --seed 1 --out "$data"
+[ -f "data/$scene-eval/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$scene.ron" --episodes 32 --steps 80 --seed 1000 --out "data/$scene-eval"
+
+# Optimiser steps a stage of a run directory has done (0 before it starts).
+done_steps() { sed -n 's/^ *"step": *\([0-9]*\).*/\1/p' "$1" 2>/dev/null | head -n 1 | grep . || echo 0; }
+# Trains run $2 with config $1 until stage file $3 reaches $4 steps (the config's schedule may be
+# longer: the run stops there, as the shipped one did); extra arguments go to `train`.
+train_to() {
+  local cfg="$1" out="$2" state="$3" target="$4"; shift 4
+  local now; now=$(done_steps "$out/$state")
+  [ "$now" -ge "$target" ] && return 0
+  local resume=()
+  [ -f "$out/$state" ] && resume=(--resume)
+  "$bin/foresight" train --config "$cfg" --out "$out" --stop-after $((target - now)) "${resume[@]}" "$@"
+}
+
 base="runs/push-ship/world_model.safetensors"
-if [ "$name" = push ]; then
-  "$bin/foresight" train --data "$data" --config configs/default.json --out "$out" "${resume[@]}"
-  # Stage 3: text, backward prediction and anchor frames, on scripted + random-policy episodes.
-  [ -f data/push-random/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/push.ron --episodes 768 --seed 20000 --policy random --out data/push-random
-  resume=()
-  [ -d runs/push-text ] && resume=(--resume)
-  "$bin/foresight" train --data "$data" --data data/push-random --config configs/push_text.json --init "$base" --out runs/push-text "${resume[@]}"
-  out=runs/push-text
-else
-  [ -f "$base" ] || { echo "bounce and arm start from the push base: run scripts/train_shipped.sh push first" >&2; exit 1; }
-  "$bin/foresight" train --data "$data" --config configs/finetune.json --init "$base" --out "$out" "${resume[@]}"
-fi
+case "$name" in
+  push)
+    [ -f data/push-random/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/push.ron --episodes 768 --seed 20000 --policy random --out data/push-random
+    train_to configs/push_conv.json runs/push-conv autoencoder.state.json 1000 --data "$data"
+    if [ ! -f runs/push-conv2/autoencoder.state.json ]; then
+      mkdir -p runs/push-conv2 && cp runs/push-conv/autoencoder.* runs/push-conv2/
+    fi
+    train_to configs/push_conv_more.json runs/push-conv2 autoencoder.state.json 2500 --data "$data"
+    train_to configs/push_conv_more.json runs/push-conv2 dynamics.state.json 1200 --data "$data"
+    train_to configs/push_conv_self.json runs/push-conv-self dynamics.state.json 1500 --data "$data" --init runs/push-conv2/world_model.safetensors
+    train_to configs/push_conv_text.json runs/push-conv-text dynamics.state.json 1200 --data "$data" --data data/push-random --init runs/push-conv-self/world_model.safetensors
+    out=runs/push-conv-text
+    ;;
+  push-base)
+    out=runs/push-ship
+    resume=()
+    [ -d "$out" ] && resume=(--resume)
+    "$bin/foresight" train --data "$data" --config configs/default.json --out "$out" "${resume[@]}"
+    echo "the push base is in $out (bounce and arm start from it; the shipped push is scripts/train_shipped.sh push)"
+    exit 0
+    ;;
+  bounce|arm)
+    [ -f "$base" ] || { echo "bounce and arm start from the push base: run scripts/train_shipped.sh push-base first" >&2; exit 1; }
+    out="runs/$name-ship"
+    resume=()
+    [ -d "$out" ] && resume=(--resume)
+    "$bin/foresight" train --data "$data" --config configs/finetune.json --init "$base" --out "$out" "${resume[@]}"
+    ;;
+  *)
+    echo "unknown checkpoint $name: push, push-base, bounce or arm" >&2
+    exit 2
+    ;;
+esac
 "$bin/foresight" export --checkpoint "$out/world_model.safetensors" --out "assets/$name.safetensors"
 "$bin/foresight" eval --checkpoint "assets/$name.safetensors" --data "data/$name-eval" --context 4 --horizon 16 --json "$out/eval.json"
 if [ "$name" = push ]; then
