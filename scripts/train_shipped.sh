@@ -6,7 +6,8 @@
 #       3. a fresh transformer on it, 1,200 steps          configs/push_conv_more.json  runs/push-conv2
 #       4. self-generated, re-encoded context, 1,500 steps configs/push_conv_self.json  runs/push-conv-self
 #       5. captions, backward windows, anchors, 1,200      configs/push_conv_text.json  runs/push-conv-text
-#          (scripted + random-policy episodes)             -> assets/push.safetensors
+#       6. 500 more, fewer of those, more own context      configs/push_conv_polish.json runs/push-conv-polish
+#          (5 and 6 on scripted + random-policy episodes)  -> assets/push.safetensors
 #   scripts/train_shipped.sh push-base   # the patch-autoencoder push base (configs/default.json,
 #                                        # runs/push-ship) that bounce and arm start from
 #   scripts/train_shipped.sh bounce      # fine-tuned from the push base: configs/finetune.json
@@ -54,7 +55,8 @@ case "$name" in
     train_to configs/push_conv_more.json runs/push-conv2 dynamics.state.json 1200 --data "$data"
     train_to configs/push_conv_self.json runs/push-conv-self dynamics.state.json 1500 --data "$data" --init runs/push-conv2/world_model.safetensors
     train_to configs/push_conv_text.json runs/push-conv-text dynamics.state.json 1200 --data "$data" --data data/push-random --init runs/push-conv-self/world_model.safetensors
-    out=runs/push-conv-text
+    train_to configs/push_conv_polish.json runs/push-conv-polish dynamics.state.json 500 --data "$data" --data data/push-random --init runs/push-conv-text/world_model.safetensors
+    out=runs/push-conv-polish
     ;;
   push-base)
     out=runs/push-ship
