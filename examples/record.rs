@@ -3,7 +3,7 @@
 //! ```text
 //! cargo run -p bevy_foresight --example record -- --episodes 64 --out data/catch   # a bot plays, headless
 //! cargo run -p bevy_foresight --features window --example record -- --window --out data/catch-me
-//! target/debug/foresight train --data data/catch --config configs/finetune.json \
+//! target/debug/foresight train --data data/catch --config configs/finetune_conv.json \
 //!     --init assets/push.safetensors --out runs/catch
 //! ```
 //! Keys (window): arrows or WASD move the paddle; no key is the action "none". Without a window a

@@ -350,6 +350,7 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     let c = WorldModel::load(&out3.join("world_model.safetensors")).unwrap();
     assert_eq!(c.meta.action_spec.dim, 3);
     assert_eq!(c.meta.autoencoder, a.meta.autoencoder);
+    assert_ne!(c.meta.delta_scale, a.meta.delta_scale, "another latent: the delta scale is measured on the new data");
     let zc = code(&c, &frame);
     assert!(za != zc, "the autoencoder was fine-tuned");
 }
