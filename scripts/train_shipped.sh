@@ -8,10 +8,12 @@
 #       5. captions, backward windows, anchors, 1,200      configs/push_conv_text.json  runs/push-conv-text
 #       6. 500 more, fewer of those, more own context      configs/push_conv_polish.json runs/push-conv-polish
 #          (5 and 6 on scripted + random-policy episodes)  -> assets/push.safetensors
-#   scripts/train_shipped.sh bounce      # fine-tuned from the shipped push (assets/push.safetensors),
-#   scripts/train_shipped.sh arm         # configs/finetune_conv.json, runs/NAME-conv: the autoencoder
-#       500 steps on the scene, then the transformer 1,000 steps on its own re-encoded context
-#       (arm: 3-d actions, a fresh action embedding), on scripted + random-policy episodes; ~50 min
+#   scripts/train_shipped.sh bounce      # fine-tuned from the shipped push (assets/push.safetensors):
+#   scripts/train_shipped.sh arm         # 1. configs/finetune_conv.json, runs/NAME-conv: the autoencoder
+#       500 steps on the scene, then the transformer 1,000 steps (arm: 3-d actions, a fresh action
+#       embedding; frame deltas re-measured on the scene); 2. configs/finetune_conv_self.json
+#       --init it, runs/NAME-conv-self: 800 steps on its own re-encoded context. Scripted +
+#       random-policy episodes; ~75 min.
 # Resumable: run it again after an interruption and it continues (datasets are kept, training
 # resumes exactly). Work goes to data/NAME-train and runs/; evaluation data (seeds from 1000) is
 # written to data/NAME-eval and the report beside the final run's checkpoint (eval.*).
@@ -59,10 +61,14 @@ case "$name" in
     ;;
   bounce|arm)
     [ -f "data/$name-random/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$name.ron" --episodes 512 --seed 20000 --policy random --out "data/$name-random"
-    out="runs/$name-conv"
-    resume=()
-    [ -d "$out" ] && resume=(--resume)
-    "$bin/foresight" train --config configs/finetune_conv.json --out "$out" --data "$data" --data "data/$name-random" --init assets/push.safetensors "${resume[@]}"
+    base="runs/$name-conv"
+    if [ "$(done_steps "$base/dynamics.state.json")" -lt 1000 ]; then
+      resume=()
+      [ -d "$base" ] && resume=(--resume)
+      "$bin/foresight" train --config configs/finetune_conv.json --out "$base" --data "$data" --data "data/$name-random" --init assets/push.safetensors "${resume[@]}"
+    fi
+    train_to configs/finetune_conv_self.json "runs/$name-conv-self" dynamics.state.json 800 --data "$data" --data "data/$name-random" --init "$base/world_model.safetensors"
+    out="runs/$name-conv-self"
     ;;
   *)
     echo "unknown checkpoint $name: push, bounce or arm" >&2

@@ -151,7 +151,7 @@ fn bad_generation_requests_are_errors_with_reasons() {
     assert!(Generate::interpolate(std::slice::from_ref(&f), &[small], 4, 2).unwrap_err().to_string().contains("same resolution"));
     assert!(wm.validate_generate(&Generate::image_to_video(&f, None, Some("red goes left"), 4)).is_ok());
     // A checkpoint without captions or direction says so.
-    let plain = WorldModel::load(&root().join("assets/bounce.safetensors")).unwrap();
+    let plain = WorldModel::load(&crate::world_model::tiny_checkpoint()).unwrap();
     let g = Generate::image_to_video(&vec![0u8; 64 * 64 * 3], None, Some("hello"), 4);
     assert!(plain.generate(&[g], &s).unwrap_err().to_string().contains("without captions"));
     let back = Generate::extend(&[vec![0u8; 64 * 64 * 3]], 4, true, None, None, 4).unwrap();

@@ -118,7 +118,7 @@ pub(crate) fn train_with(config: &Path, data: &Path, out: &Path, extra: &[&std::
 }
 
 /// Trains the tiny config once per test process and returns the checkpoint.
-fn tiny_checkpoint() -> PathBuf {
+pub(crate) fn tiny_checkpoint() -> PathBuf {
     static ONCE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
         let base = tmpdir("wm");
