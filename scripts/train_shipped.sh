@@ -8,26 +8,24 @@
 #       5. captions, backward windows, anchors, 1,200      configs/push_conv_text.json  runs/push-conv-text
 #       6. 500 more, fewer of those, more own context      configs/push_conv_polish.json runs/push-conv-polish
 #          (5 and 6 on scripted + random-policy episodes)  -> assets/push.safetensors
-#   scripts/train_shipped.sh bounce      # fine-tuned from the shipped push (assets/push.safetensors):
-#   scripts/train_shipped.sh arm         # 1. configs/finetune_conv.json, runs/NAME-conv: the autoencoder
-#       500 steps on the scene, then the transformer 1,000 steps (arm: 3-d actions, a fresh action
-#       embedding; frame deltas re-measured on the scene); 2. configs/finetune_conv_self.json
-#       --init it, runs/NAME-conv-self: 800 steps on its own re-encoded context. Scripted +
-#       random-policy episodes; ~75 min.
+#   scripts/train_shipped.sh push-base   # the patch-autoencoder push base (configs/default.json,
+#                                        # runs/push-ship) that bounce and arm start from
+#   scripts/train_shipped.sh bounce      # fine-tuned from the push base: configs/finetune.json
+#   scripts/train_shipped.sh arm         # likewise (3-d actions: a fresh action embedding)
 # Resumable: run it again after an interruption and it continues (datasets are kept, training
 # resumes exactly). Work goes to data/NAME-train and runs/; evaluation data (seeds from 1000) is
 # written to data/NAME-eval and the report beside the final run's checkpoint (eval.*).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/setup.sh
-name="${1:?usage: scripts/train_shipped.sh push|bounce|arm}"
+name="${1:?usage: scripts/train_shipped.sh push|push-base|bounce|arm}"
 # FORESIGHT_BIN: a folder of already built binaries (a background queue uses a frozen copy).
 bin="${FORESIGHT_BIN:-}"
 if [ -z "$bin" ]; then
   cargo build -p foresight -p foresight_sim --bins
   bin="$CARGO_TARGET_DIR/debug"
 fi
-scene="$name"
+scene="${name%-base}"
 data="data/$scene-train"
 [ -f "$data/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$scene.ron" --episodes 1024 --seed 1 --out "$data"
 [ -f "data/$scene-eval/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$scene.ron" --episodes 32 --steps 80 --seed 1000 --out "data/$scene-eval"
@@ -45,6 +43,7 @@ train_to() {
   "$bin/foresight" train --config "$cfg" --out "$out" --stop-after $((target - now)) "${resume[@]}" "$@"
 }
 
+base="runs/push-ship/world_model.safetensors"
 case "$name" in
   push)
     [ -f data/push-random/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/push.ron --episodes 768 --seed 20000 --policy random --out data/push-random
@@ -59,19 +58,23 @@ case "$name" in
     train_to configs/push_conv_polish.json runs/push-conv-polish dynamics.state.json 500 --data "$data" --data data/push-random --init runs/push-conv-text/world_model.safetensors
     out=runs/push-conv-polish
     ;;
+  push-base)
+    out=runs/push-ship
+    resume=()
+    [ -d "$out" ] && resume=(--resume)
+    "$bin/foresight" train --data "$data" --config configs/default.json --out "$out" "${resume[@]}"
+    echo "the push base is in $out (bounce and arm start from it; the shipped push is scripts/train_shipped.sh push)"
+    exit 0
+    ;;
   bounce|arm)
-    [ -f "data/$name-random/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$name.ron" --episodes 512 --seed 20000 --policy random --out "data/$name-random"
-    base="runs/$name-conv"
-    if [ "$(done_steps "$base/dynamics.state.json")" -lt 1000 ]; then
-      resume=()
-      [ -d "$base" ] && resume=(--resume)
-      "$bin/foresight" train --config configs/finetune_conv.json --out "$base" --data "$data" --data "data/$name-random" --init assets/push.safetensors "${resume[@]}"
-    fi
-    train_to configs/finetune_conv_self.json "runs/$name-conv-self" dynamics.state.json 800 --data "$data" --data "data/$name-random" --init "$base/world_model.safetensors"
-    out="runs/$name-conv-self"
+    [ -f "$base" ] || { echo "bounce and arm start from the push base: run scripts/train_shipped.sh push-base first" >&2; exit 1; }
+    out="runs/$name-ship"
+    resume=()
+    [ -d "$out" ] && resume=(--resume)
+    "$bin/foresight" train --data "$data" --config configs/finetune.json --init "$base" --out "$out" "${resume[@]}"
     ;;
   *)
-    echo "unknown checkpoint $name: push, bounce or arm" >&2
+    echo "unknown checkpoint $name: push, push-base, bounce or arm" >&2
     exit 2
     ;;
 esac
