@@ -560,10 +560,10 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             // latent is the checkpoint's (same scene, autoencoder kept), measured on the new
             // episodes otherwise (another scene's bodies move in other steps, and a fine-tuned
             // autoencoder has another latent scale).
-            let measured = delta_std(&train, dit_cfg.latent.iter().product());
             if init.meta.scene_hash == m.scene_hash && init.meta.latent_scale == meta.latent_scale {
                 init.meta.delta_scale
             } else {
+                let measured = delta_std(&train, dit_cfg.latent.iter().product());
                 eprintln!("--init: frame deltas measured on the new data: scale {measured:.4} (the checkpoint's {:.4})", init.meta.delta_scale);
                 measured
             }
