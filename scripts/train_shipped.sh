@@ -39,11 +39,13 @@ train_to() {
   local now; now=$(done_steps "$out/$state")
   [ "$now" -ge "$target" ] && return 0
   local resume=()
-  [ -f "$out/$state" ] && resume=(--resume)
+  # Any stage state in the run directory: continue it (train refuses to start over on it).
+  if [ -f "$out/autoencoder.state.json" ] || [ -f "$out/dynamics.state.json" ]; then resume=(--resume); fi
   "$bin/foresight" train --config "$cfg" --out "$out" --stop-after $((target - now)) "${resume[@]}" "$@"
 }
 
 base="runs/push-ship/world_model.safetensors"
+export_args=()
 case "$name" in
   push)
     [ -f data/push-random/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/push.ron --episodes 768 --seed 20000 --policy random --out data/push-random
@@ -57,6 +59,9 @@ case "$name" in
     train_to configs/push_conv_text.json runs/push-conv-text dynamics.state.json 1200 --data "$data" --data data/push-random --init runs/push-conv-self/world_model.safetensors
     train_to configs/push_conv_polish.json runs/push-conv-polish dynamics.state.json 500 --data "$data" --data data/push-random --init runs/push-conv-text/world_model.safetensors
     out=runs/push-conv-polish
+    # Sampler temperature chosen on validation episodes (data/push-val: 32, run seed 3000, not the
+    # evaluation seeds): 0.5, 0.7 and 1.0 compared there (README, session 9).
+    export_args=(--temperature 0.5)
     ;;
   push-base)
     out=runs/push-ship
@@ -78,7 +83,7 @@ case "$name" in
     exit 2
     ;;
 esac
-"$bin/foresight" export --checkpoint "$out/world_model.safetensors" --out "assets/$name.safetensors"
+"$bin/foresight" export --checkpoint "$out/world_model.safetensors" --out "assets/$name.safetensors" "${export_args[@]}"
 "$bin/foresight" eval --checkpoint "assets/$name.safetensors" --data "data/$name-eval" --context 4 --horizon 16 --json "$out/eval.json"
 if [ "$name" = push ]; then
   "$bin/foresight-sim" eval-generate --scene scenes/push.ron --checkpoint assets/push.safetensors --data data/push-eval --json "$out/eval_generate.json"

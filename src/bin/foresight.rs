@@ -286,6 +286,10 @@ enum Cmd {
         /// Keep f32 weights.
         #[arg(long)]
         f32: bool,
+        /// Default sampler temperature written into the JSON (choose it on a validation set, not
+        /// on the evaluation episodes); default: the checkpoint's.
+        #[arg(long)]
+        temperature: Option<f32>,
     },
     /// Print a dataset's summary: episodes, frames, contact fraction, a few captions.
     Inspect {
@@ -404,16 +408,21 @@ fn main() -> anyhow::Result<()> {
                 foresight::train::checkpoint::save_json(&j, &r)?;
             }
         }
-        Cmd::Export { checkpoint, out, f32 } => {
+        Cmd::Export { checkpoint, out, f32, temperature } => {
             use foresight::train::checkpoint::{json_path, load_tensors, save_json, save_tensors};
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
+            let mut meta = wm.meta.clone();
+            if let Some(t) = temperature {
+                meta.sampler.temperature = t;
+                meta.sampler.validate().map_err(|e| anyhow::anyhow!("--temperature {t}: {e}"))?;
+            }
             let dtype = if f32 { candle_core::DType::F32 } else { candle_core::DType::F16 };
             let tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?
                 .into_iter()
                 .map(|(k, v)| Ok((k, v.to_dtype(dtype)?)))
                 .collect::<candle_core::Result<std::collections::HashMap<_, _>>>()?;
             save_tensors(&out, &tensors)?;
-            save_json(&json_path(&out), &wm.meta)?;
+            save_json(&json_path(&out), &meta)?;
             // Check that the copy loads and what the rounding costs.
             let copy = foresight::world_model::WorldModel::load(&out)?;
             let [h, w] = wm.meta.resolution;
@@ -421,7 +430,7 @@ fn main() -> anyhow::Result<()> {
             let (a, b) = (wm.encode(&[&frame])?, copy.encode(&[&frame])?);
             let err = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
             let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-            println!("wrote {} ({:.1} MB, {:?}); largest latent change from rounding {err:.2e}", out.display(), size as f64 / 1e6, dtype);
+            println!("wrote {} ({:.1} MB, {:?}, sampler temperature {}); largest latent change from rounding {err:.2e}", out.display(), size as f64 / 1e6, dtype, meta.sampler.temperature);
         }
         Cmd::Generate { common: a, from_image, resize, frames } => {
             let (wm, sampler, actions) = a.load()?;
