@@ -60,7 +60,7 @@ case "$name" in
     train_to configs/push_conv_polish.json runs/push-conv-polish dynamics.state.json 500 --data "$data" --data data/push-random --init runs/push-conv-text/world_model.safetensors
     out=runs/push-conv-polish
     # Sampler temperature chosen on validation episodes (data/push-val: 32, run seed 3000, not the
-    # evaluation seeds): 0.5, 0.7 and 1.0 compared there (README, session 9).
+    # evaluation seeds): 0.25, 0.5, 0.7 and 1.0 compared there (README, session 9).
     export_args=(--temperature 0.5)
     ;;
   push-base)
