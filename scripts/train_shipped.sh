@@ -9,9 +9,13 @@
 #       6. 500 more, fewer of those, more own context      configs/push_conv_polish.json runs/push-conv-polish
 #          (5 and 6 on scripted + random-policy episodes)  -> assets/push.safetensors
 #   scripts/train_shipped.sh push-base   # the patch-autoencoder push base (configs/default.json,
-#                                        # runs/push-ship) that bounce and arm start from
-#   scripts/train_shipped.sh bounce      # fine-tuned from the push base: configs/finetune.json
-#   scripts/train_shipped.sh arm         # likewise (3-d actions: a fresh action embedding)
+#                                        # runs/push-ship) that arm starts from
+#   scripts/train_shipped.sh bounce      # the convolutional bounce (session 10), from the shipped push:
+#       1. autoencoder 500 steps + transformer 1,000     configs/finetune_conv.json       runs/bounce-conv
+#       2. 1,500 more transformer steps                  configs/finetune_conv_more.json  runs/bounce-more
+#          (scripted + random-policy episodes)           -> assets/bounce.safetensors
+#   scripts/train_shipped.sh arm         # fine-tuned from the push base: configs/finetune.json
+#                                        # (3-d actions: a fresh action embedding)
 # Resumable: run it again after an interruption and it continues (datasets are kept, training
 # resumes exactly). Work goes to data/NAME-train and runs/; evaluation data (seeds from 1000) is
 # written to data/NAME-eval and the report beside the final run's checkpoint (eval.*).
@@ -44,6 +48,16 @@ train_to() {
   "$bin/foresight" train --config "$cfg" --out "$out" --stop-after $((target - now)) "${resume[@]}" "$@"
 }
 
+# Runs config $1 into run $2 to the end of its schedule (every stage); extra arguments go to
+# `train`. Skipped once the run's transformer has done $3 steps.
+train_all() {
+  local cfg="$1" out="$2" target="$3"; shift 3
+  [ "$(done_steps "$out/dynamics.state.json")" -ge "$target" ] && return 0
+  local resume=()
+  if [ -f "$out/autoencoder.state.json" ] || [ -f "$out/dynamics.state.json" ]; then resume=(--resume); fi
+  "$bin/foresight" train --config "$cfg" --out "$out" "${resume[@]}" "$@"
+}
+
 base="runs/push-ship/world_model.safetensors"
 export_args=()
 case "$name" in
@@ -68,11 +82,22 @@ case "$name" in
     resume=()
     [ -d "$out" ] && resume=(--resume)
     "$bin/foresight" train --data "$data" --config configs/default.json --out "$out" "${resume[@]}"
-    echo "the push base is in $out (bounce and arm start from it; the shipped push is scripts/train_shipped.sh push)"
+    echo "the push base is in $out (arm starts from it; the shipped push is scripts/train_shipped.sh push)"
     exit 0
     ;;
-  bounce|arm)
-    [ -f "$base" ] || { echo "bounce and arm start from the push base: run scripts/train_shipped.sh push-base first" >&2; exit 1; }
+  bounce)
+    # From the shipped push (its weights, not its recipe: scripts/train_shipped.sh push makes it).
+    [ -f data/bounce-random/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/bounce.ron --episodes 512 --seed 20000 --policy random --out data/bounce-random
+    train_all configs/finetune_conv.json runs/bounce-conv 1000 --data "$data" --data data/bounce-random --init assets/push.safetensors
+    train_all configs/finetune_conv_more.json runs/bounce-more 1500 --data "$data" --data data/bounce-random --init runs/bounce-conv/world_model.safetensors
+    out=runs/bounce-more
+    # Sampler chosen on validation episodes (data/bounce-val: 32, --steps 80, run seed 3000):
+    # temperature 1 and 0.5, re-encoding each chunk, every 2, 3, 4 or 8, or never (README, session 10).
+    [ -f data/bounce-val/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/bounce.ron --episodes 32 --steps 80 --seed 3000 --out data/bounce-val
+    export_args=(--temperature 0.5 --reencode-every 4)
+    ;;
+  arm)
+    [ -f "$base" ] || { echo "arm starts from the push base: run scripts/train_shipped.sh push-base first" >&2; exit 1; }
     out="runs/$name-ship"
     resume=()
     [ -d "$out" ] && resume=(--resume)

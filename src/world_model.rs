@@ -438,7 +438,7 @@ impl WorldModel {
                 let next: Vec<f32> = last.broadcast_add(&(delta * self.meta.delta_scale as f64)?)?.flatten_all()?.to_vec1()?;
                 // With `reencode`, the window goes on from the frames as images (the outputs stay
                 // the predicted latents).
-                let reencoded = if sampler.reencode && t + f < horizon {
+                let reencoded = if sampler.reencode && t + f < horizon && (t / f + 1) % sampler.reencode_every.max(1) == 0 {
                     let z = Tensor::from_vec(next.clone(), (b * f, lc, lh, lw), dev)?;
                     let frames = self.decode(&z)?;
                     Some(self.encode(&frames.iter().map(|x| x.as_slice()).collect::<Vec<_>>())?.flatten_all()?.to_vec1::<f32>()?)

@@ -228,6 +228,9 @@ enum Cmd {
         /// the checkpoint's).
         #[arg(long)]
         reencode: Option<OnOff>,
+        /// With re-encoding, re-encode every N-th chunk only (default: the checkpoint's, 1).
+        #[arg(long)]
+        reencode_every: Option<usize>,
         /// Classifier-free guidance weight on the actions (default: the checkpoint's; 1 is off).
         #[arg(long)]
         guidance: Option<f32>,
@@ -290,6 +293,10 @@ enum Cmd {
         /// on the evaluation episodes); default: the checkpoint's.
         #[arg(long)]
         temperature: Option<f32>,
+        /// Default sampler re-encoding written into the JSON: off, or every N-th chunk (1: each
+        /// one); default: the checkpoint's. Choose it on a validation set too.
+        #[arg(long)]
+        reencode_every: Option<ReencodeEvery>,
     },
     /// Print a dataset's summary: episodes, frames, contact fraction, a few captions.
     Inspect {
@@ -349,7 +356,7 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} and {}", out.display(), gif.display());
         }
         Cmd::Train { data, config, out, resume, stop_after, init, autoencoder } => train(&data, &config, &out, resume, stop_after, init.as_deref(), autoencoder.as_deref(), command.clone())?,
-        Cmd::Eval { checkpoint, data, context, horizon, start, long_horizon, episodes, steps, temperature, reencode, guidance, seed, json } => {
+        Cmd::Eval { checkpoint, data, context, horizon, start, long_horizon, episodes, steps, temperature, reencode, reencode_every, guidance, seed, json } => {
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut ds = foresight::data::Dataset::open(&data)?;
             let mut sampler = wm.meta.sampler;
@@ -362,6 +369,10 @@ fn main() -> anyhow::Result<()> {
             if let Some(r) = reencode {
                 sampler.reencode = r == OnOff::On;
             }
+            if let Some(n) = reencode_every {
+                sampler.reencode_every = n;
+            }
+            sampler.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Some(g) = guidance {
                 sampler.guidance = g;
             }
@@ -408,13 +419,22 @@ fn main() -> anyhow::Result<()> {
                 foresight::train::checkpoint::save_json(&j, &r)?;
             }
         }
-        Cmd::Export { checkpoint, out, f32, temperature } => {
+        Cmd::Export { checkpoint, out, f32, temperature, reencode_every } => {
             use foresight::train::checkpoint::{json_path, load_tensors, save_json, save_tensors};
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut meta = wm.meta.clone();
             if let Some(t) = temperature {
                 meta.sampler.temperature = t;
                 meta.sampler.validate().map_err(|e| anyhow::anyhow!("--temperature {t}: {e}"))?;
+            }
+            match reencode_every {
+                Some(ReencodeEvery::Off) => meta.sampler.reencode = false,
+                Some(ReencodeEvery::Every(n)) => {
+                    meta.sampler.reencode = true;
+                    meta.sampler.reencode_every = n;
+                    meta.sampler.validate().map_err(|e| anyhow::anyhow!("--reencode-every {n}: {e}"))?;
+                }
+                None => {}
             }
             let dtype = if f32 { candle_core::DType::F32 } else { candle_core::DType::F16 };
             let tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?
@@ -430,7 +450,12 @@ fn main() -> anyhow::Result<()> {
             let (a, b) = (wm.encode(&[&frame])?, copy.encode(&[&frame])?);
             let err = (a - b)?.abs()?.max_all()?.to_scalar::<f32>()?;
             let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
-            println!("wrote {} ({:.1} MB, {:?}, sampler temperature {}); largest latent change from rounding {err:.2e}", out.display(), size as f64 / 1e6, dtype, meta.sampler.temperature);
+            let every = match (meta.sampler.reencode, meta.sampler.reencode_every) {
+                (false, _) => "off".to_string(),
+                (true, 1) => "each chunk".to_string(),
+                (true, n) => format!("every {n} chunks"),
+            };
+            println!("wrote {} ({:.1} MB, {:?}, sampler temperature {}, re-encoding {every}); largest latent change from rounding {err:.2e}", out.display(), size as f64 / 1e6, dtype, meta.sampler.temperature);
         }
         Cmd::Generate { common: a, from_image, resize, frames } => {
             let (wm, sampler, actions) = a.load()?;
@@ -602,4 +627,21 @@ fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resu
 enum OnOff {
     On,
     Off,
+}
+
+/// `off`, or a chunk count N: re-encode every N-th predicted chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReencodeEvery {
+    Off,
+    Every(usize),
+}
+
+impl std::str::FromStr for ReencodeEvery {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "off" => Ok(ReencodeEvery::Off),
+            n => n.parse().map(ReencodeEvery::Every).map_err(|_| format!("`{n}` is neither `off` nor a chunk count")),
+        }
+    }
 }

@@ -29,15 +29,28 @@ pub struct SamplerConfig {
     /// of raw predicted latents whose small off-image errors compound.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub reencode: bool,
+    /// With `reencode`, re-encode every this many chunks (1: each one); the chunks between go
+    /// on as raw latents, which keep their colour, while the re-encoded ones pull the window
+    /// back to the images' manifold.
+    #[serde(default = "one_usize", skip_serializing_if = "is_one")]
+    pub reencode_every: usize,
 }
 
 fn one() -> f32 {
     1.0
 }
 
+fn one_usize() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
 impl Default for SamplerConfig {
     fn default() -> Self {
-        SamplerConfig { steps: 2, temperature: 1.0, context_noise: 0.05, guidance: 1.0, text_guidance: 1.0, reencode: false }
+        SamplerConfig { steps: 2, temperature: 1.0, context_noise: 0.05, guidance: 1.0, text_guidance: 1.0, reencode: false, reencode_every: 1 }
     }
 }
 
@@ -46,6 +59,9 @@ impl SamplerConfig {
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !(1..=8).contains(&self.steps) {
             return Err(format!("sampler steps {} must be in 1..=8", self.steps));
+        }
+        if !(1..=64).contains(&self.reencode_every) {
+            return Err(format!("sampler reencode_every {} must be in 1..=64", self.reencode_every));
         }
         for (name, v) in [("temperature", self.temperature), ("context_noise", self.context_noise), ("guidance", self.guidance), ("text_guidance", self.text_guidance)] {
             if !(v.is_finite() && v >= 0.0) {

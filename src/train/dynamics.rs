@@ -335,9 +335,16 @@ fn self_condition(wm: &WorldModel, batch: &mut Batch, dc: &DynamicsConfig, sampl
             }
         }
         if sampler.reencode {
-            // As in a re-encoding rollout: the prediction becomes context as an 8-bit image.
-            let z = Tensor::from_vec(made, (m, lc, lh, lw), &dev)?;
-            made = reencode(wm, &z)?;
+            // As in a re-encoding rollout: the prediction becomes context as an 8-bit image. A
+            // rollout that re-encodes every n-th chunk feeds raw predicted latents in between:
+            // here each replaced frame is re-encoded with probability 1/n.
+            let z = Tensor::from_vec(made.clone(), (m, lc, lh, lw), &dev)?;
+            let images = reencode(wm, &z)?;
+            for r in 0..m {
+                if sampler.reencode_every <= 1 || rng.below(sampler.reencode_every) == 0 {
+                    made[r * cells..(r + 1) * cells].copy_from_slice(&images[r * cells..(r + 1) * cells]);
+                }
+            }
         }
         for (r, &i) in rows.iter().enumerate() {
             let slot = (i * k + k - l) * cells;
@@ -754,7 +761,18 @@ mod tests {
         self_condition_case(true);
     }
 
+    /// A sampler that re-encodes every second chunk: some replaced frames are re-encoded, the
+    /// others stay raw predictions.
+    #[test]
+    fn self_condition_reencodes_a_share_when_the_sampler_skips_chunks() {
+        self_condition_every(true, 2);
+    }
+
     fn self_condition_case(reencode_frames: bool) {
+        self_condition_every(reencode_frames, 1);
+    }
+
+    fn self_condition_every(reencode_frames: bool, every: usize) {
         let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
         let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
         meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0 };
@@ -781,7 +799,8 @@ mod tests {
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let (ctx0, target0, cmask) = (flat(&batch.context), flat(&batch.target), flat(&batch.context_mask));
         let (reverse, anchored) = (flat(&batch.reverse), flat(&batch.anchor_mask));
-        let sampler = SamplerConfig { reencode: reencode_frames, ..meta.sampler };
+        let sampler = SamplerConfig { reencode: reencode_frames, reencode_every: every, ..meta.sampler };
+        let (mut raw, mut images) = (0, 0);
         let depth = self_condition(&wm, &mut batch, &dc, &sampler, &mut rng).unwrap();
         let (ctx1, target1) = (flat(&batch.context), flat(&batch.target));
         let k = 4;
@@ -797,12 +816,19 @@ mod tests {
                 if s < k - d {
                     assert_eq!(old, new, "window {i}: slot {s} must stay true");
                 } else if reencode_frames {
-                    // The zero model predicts no change: the frame before, through the images.
-                    let prev = Tensor::from_slice(&ctx1[(i * k + s - 1) * cells..(i * k + s) * cells], (1, 4, 16, 16), &device).unwrap();
+                    // The zero model predicts no change: the frame before, through the images
+                    // (or, when this chunk is not re-encoded, the frame before itself).
+                    let before = &ctx1[(i * k + s - 1) * cells..(i * k + s) * cells];
+                    if every > 1 && new == before {
+                        raw += 1;
+                        continue;
+                    }
+                    let prev = Tensor::from_slice(before, (1, 4, 16, 16), &device).unwrap();
                     let expected = reencode(&wm, &prev).unwrap();
                     let worst = new.iter().zip(&expected).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
                     assert!(worst < 1e-4, "window {i}: slot {s} is not the re-encoded frame before it (off by {worst})");
-                    assert_ne!(new, &ctx1[(i * k + s - 1) * cells..(i * k + s) * cells], "window {i}: slot {s} was not re-encoded");
+                    assert_ne!(new, before, "window {i}: slot {s} was not re-encoded");
+                    images += 1;
                 } else {
                     // The zero model predicts no change: the frame before the replaced ones.
                     assert_eq!(new, &ctx0[(i * k + k - d - 1) * cells..(i * k + k - d) * cells], "window {i}: slot {s}");
@@ -817,6 +843,10 @@ mod tests {
                     assert!((truth - now).abs() < 1e-4, "window {i}, frame {j}, cell {c}: {truth} vs {now}");
                 }
             }
+        }
+        if reencode_frames {
+            assert!(images > 0, "no replaced frame was re-encoded");
+            assert_eq!(raw > 0, every > 1, "{raw} replaced frames stayed raw predictions with re-encoding every {every}");
         }
     }
 }

@@ -164,6 +164,14 @@ fn predictions_are_deterministic_per_seed_and_differ_across_seeds() {
     let lat = latent;
     assert_eq!(lat(&x, 0), lat(&a, 0));
     assert_ne!(lat(&x, 2), lat(&a, 2));
+    // Re-encoding every second chunk: frames 0 and 1 are the plain rollout's (frame 1 was
+    // predicted from raw latents), frame 2 goes on from a re-encoded frame 1.
+    let e = SamplerConfig { reencode: true, reencode_every: 2, ..s };
+    let w = wm.predict(&query(&wm, 2, 7, 3), &e).unwrap();
+    assert_eq!(lat(&w, 1), lat(&a, 1));
+    assert_ne!(lat(&w, 2), lat(&a, 2));
+    assert_ne!(lat(&w, 2), lat(&x, 2));
+    assert!(wm.predict(&query(&wm, 1, 0, 2), &SamplerConfig { reencode_every: 0, ..r }).is_err());
 }
 
 #[test]
@@ -422,6 +430,17 @@ fn export_to_f16_halves_the_file_and_still_loads() {
     let wm = WorldModel::load(&out).unwrap();
     let p = wm.predict(&query(&wm, 1, 3, 2), &foresight::model::diffusion::SamplerConfig::default()).unwrap();
     assert_eq!(p.frames[0].len(), 2);
+    // The sampler defaults chosen on validation episodes go into the JSON; bad ones are refused.
+    let export = |extra: &[&str]| std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["export", "--checkpoint"]).arg(&ckpt).arg("--out").arg(&out).args(extra).output().unwrap();
+    assert!(export(&["--temperature", "0.5", "--reencode-every", "4"]).status.success());
+    let s = WorldModel::load(&out).unwrap().meta.sampler;
+    assert_eq!((s.temperature, s.reencode, s.reencode_every), (0.5, true, 4));
+    assert!(export(&["--reencode-every", "off"]).status.success());
+    assert!(!WorldModel::load(&out).unwrap().meta.sampler.reencode);
+    for bad in ["0", "often"] {
+        let o = export(&["--reencode-every", bad]);
+        assert!(!o.status.success(), "--reencode-every {bad} was accepted");
+    }
 }
 
 #[test]
