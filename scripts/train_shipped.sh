@@ -7,15 +7,15 @@
 #       4. self-generated, re-encoded context, 1,500 steps configs/push_conv_self.json  runs/push-conv-self
 #       5. captions, backward windows, anchors, 1,200      configs/push_conv_text.json  runs/push-conv-text
 #       6. 500 more, fewer of those, more own context      configs/push_conv_polish.json runs/push-conv-polish
-#          (5 and 6 on scripted + random-policy episodes)  -> assets/push.safetensors
+#          (the push shipped in sessions 7-9; bounce and arm start from it)
+#       7. 400 on own context re-encoded every 2nd frame   configs/push_conv_r2.json    runs/push-conv-r2
+#          (5 to 7 on scripted + random-policy episodes)   -> assets/push.safetensors
 #   scripts/train_shipped.sh push-base   # the patch-autoencoder push base (configs/default.json,
-#                                        # runs/push-ship) that arm starts from
-#   scripts/train_shipped.sh bounce      # the convolutional bounce (session 10), from the shipped push:
-#       1. autoencoder 500 steps + transformer 1,000     configs/finetune_conv.json       runs/bounce-conv
-#       2. 1,500 more transformer steps                  configs/finetune_conv_more.json  runs/bounce-more
-#          (scripted + random-policy episodes)           -> assets/bounce.safetensors
-#   scripts/train_shipped.sh arm         # fine-tuned from the push base: configs/finetune.json
-#                                        # (3-d actions: a fresh action embedding)
+#                                        # runs/push-ship) that the patch bounce and arm (sessions 4-9) started from
+#   scripts/train_shipped.sh bounce|arm  # convolutional (session 10), from the push of sessions 7-9:
+#       1. autoencoder 500 steps + transformer 1,000     configs/finetune_conv.json       runs/NAME-conv
+#       2. 1,500 more transformer steps                  configs/finetune_conv_more.json  runs/bounce-more, runs/arm-more2
+#          (scripted + random-policy episodes)           -> assets/NAME.safetensors
 # Resumable: run it again after an interruption and it continues (datasets are kept, training
 # resumes exactly). Work goes to data/NAME-train and runs/; evaluation data (seeds from 1000) is
 # written to data/NAME-eval and the report beside the final run's checkpoint (eval.*).
@@ -58,7 +58,6 @@ train_all() {
   "$bin/foresight" train --config "$cfg" --out "$out" "${resume[@]}" "$@"
 }
 
-base="runs/push-ship/world_model.safetensors"
 export_args=()
 case "$name" in
   push)
@@ -72,36 +71,43 @@ case "$name" in
     train_to configs/push_conv_self.json runs/push-conv-self dynamics.state.json 1500 --data "$data" --init runs/push-conv2/world_model.safetensors
     train_to configs/push_conv_text.json runs/push-conv-text dynamics.state.json 1200 --data "$data" --data data/push-random --init runs/push-conv-self/world_model.safetensors
     train_to configs/push_conv_polish.json runs/push-conv-polish dynamics.state.json 500 --data "$data" --data data/push-random --init runs/push-conv-text/world_model.safetensors
-    out=runs/push-conv-polish
-    # Sampler temperature chosen on validation episodes (data/push-val: 32, run seed 3000, not the
-    # evaluation seeds): 0.25, 0.5, 0.7 and 1.0 compared there (README, session 9).
-    export_args=(--temperature 0.5)
+    train_to configs/push_conv_r2.json runs/push-conv-r2 dynamics.state.json 400 --data "$data" --data data/push-random --init runs/push-conv-polish/world_model.safetensors
+    out=runs/push-conv-r2
+    # Sampler chosen on validation episodes (data/push-val: 32, run seed 3000, not the evaluation
+    # seeds): temperatures 0.25 to 1 (session 9), re-encoding each, every 2nd or 3rd frame (session 10).
+    export_args=(--temperature 0.5 --reencode-every 2)
     ;;
   push-base)
     out=runs/push-ship
     resume=()
     [ -d "$out" ] && resume=(--resume)
     "$bin/foresight" train --data "$data" --config configs/default.json --out "$out" "${resume[@]}"
-    echo "the push base is in $out (arm starts from it; the shipped push is scripts/train_shipped.sh push)"
+    echo "the push base is in $out (the shipped push is scripts/train_shipped.sh push)"
     exit 0
     ;;
-  bounce)
-    # From the shipped push (its weights, not its recipe: scripts/train_shipped.sh push makes it).
-    [ -f data/bounce-random/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/bounce.ron --episodes 512 --seed 20000 --policy random --out data/bounce-random
-    train_all configs/finetune_conv.json runs/bounce-conv 1000 --data "$data" --data data/bounce-random --init assets/push.safetensors
-    train_all configs/finetune_conv_more.json runs/bounce-more 1500 --data "$data" --data data/bounce-random --init runs/bounce-conv/world_model.safetensors
-    out=runs/bounce-more
-    # Sampler chosen on validation episodes (data/bounce-val: 32, --steps 80, run seed 3000):
-    # temperature 1 and 0.5, re-encoding each chunk, every 2, 3, 4 or 8, or never (README, session 10).
-    [ -f data/bounce-val/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/bounce.ron --episodes 32 --steps 80 --seed 3000 --out data/bounce-val
-    export_args=(--temperature 0.5 --reencode-every 4)
-    ;;
-  arm)
-    [ -f "$base" ] || { echo "arm starts from the push base: run scripts/train_shipped.sh push-base first" >&2; exit 1; }
-    out="runs/$name-ship"
-    resume=()
-    [ -d "$out" ] && resume=(--resume)
-    "$bin/foresight" train --data "$data" --config configs/finetune.json --init "$base" --out "$out" "${resume[@]}"
+  bounce|arm)
+    # From the push shipped in sessions 7-9 (assets/push.safetensors at commit b4f2874, f16), as
+    # they were trained; without the git history, from its f32 run (scripts/train_shipped.sh push).
+    mkdir -p runs
+    start=runs/push-session7.safetensors
+    if [ ! -f "$start" ]; then
+      if git cat-file -e b4f2874:assets/push.safetensors 2>/dev/null; then
+        git show b4f2874:assets/push.json > runs/push-session7.json.tmp && mv runs/push-session7.json.tmp runs/push-session7.json
+        git show b4f2874:assets/push.safetensors > "$start.tmp" && mv "$start.tmp" "$start"
+      else
+        start=runs/push-conv-polish/world_model.safetensors
+        [ -f "$start" ] || { echo "bounce and arm start from the push of sessions 7-9: no git history here, so run scripts/train_shipped.sh push first" >&2; exit 1; }
+      fi
+    fi
+    [ -f "data/$scene-random/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$scene.ron" --episodes 512 --seed 20000 --policy random --out "data/$scene-random"
+    train_all configs/finetune_conv.json "runs/$scene-conv" 1000 --data "$data" --data "data/$scene-random" --init "$start"
+    out="runs/$scene-more"
+    [ "$scene" = arm ] && out=runs/arm-more2
+    train_all configs/finetune_conv_more.json "$out" 1500 --data "$data" --data "data/$scene-random" --init "runs/$scene-conv/world_model.safetensors"
+    # Sampler chosen on validation episodes (data/NAME-val: 32, --steps 80, run seed 3000):
+    # temperature 1 or 0.5; re-encoding each chunk, every 2, 3, 4 or 8, or never (README, session 10).
+    [ -f "data/$scene-val/manifest.json" ] || "$bin/foresight-sim" datagen --scene "scenes/$scene.ron" --episodes 32 --steps 80 --seed 3000 --out "data/$scene-val"
+    if [ "$scene" = bounce ]; then export_args=(--temperature 0.5 --reencode-every 4); else export_args=(--temperature 0.5 --reencode-every off); fi
     ;;
   *)
     echo "unknown checkpoint $name: push, push-base, bounce or arm" >&2
