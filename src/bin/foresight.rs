@@ -372,10 +372,10 @@ fn main() -> anyhow::Result<()> {
             if let Some(n) = reencode_every {
                 sampler.reencode_every = n;
             }
-            sampler.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
             if let Some(g) = guidance {
                 sampler.guidance = g;
             }
+            sampler.validate().map_err(|e| anyhow::anyhow!("sampler overrides: {e}"))?;
             let cfg = foresight::eval::EvalConfig { context, horizon, start, long_horizon, max_episodes: episodes, sampler, seed };
             let report = foresight::eval::evaluate(&wm, &mut ds, &cfg)?;
             foresight::train::checkpoint::save_json(&json, &report)?;
