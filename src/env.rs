@@ -8,6 +8,7 @@ use crate::model::diffusion::SamplerConfig;
 use crate::plan::cost::GoalGeometry;
 use crate::scene::Scene;
 use crate::world_model::{Query, WorldModel, WorldModelError};
+use candle_core::Tensor;
 
 /// What one step returns.
 #[derive(Debug, Clone)]
@@ -41,13 +42,20 @@ pub fn frame_reward(scene: &Scene, frame: &[u8]) -> (f32, bool) {
 }
 
 /// The world model as an environment: each step predicts the next frame from the last K frames
-/// and actions (one sample, seeded per step), entirely in imagination.
+/// and actions (one sample, seeded per step), entirely in imagination. The window is kept in
+/// latent space, as in a rollout: a predicted frame goes on as its latent, and is re-encoded from
+/// its image only where the sampler's `reencode` / `reencode_every` say so (the true start frames
+/// are encoded once). A pixel window, re-encoded at every step, would blur the bodies away within
+/// a few dozen steps.
 pub struct WorldModelEnv<'a> {
     model: &'a WorldModel,
     scene: Scene,
     sampler: SamplerConfig,
-    frames: Vec<Vec<u8>>,
-    actions: Vec<Vec<f32>>,
+    frame: Vec<u8>,
+    /// The last K latents `(1, C, h, w)`, oldest first.
+    latents: Vec<Tensor>,
+    /// The actions between consecutive latents (`None` before the start when unknown).
+    actions: Vec<Option<Vec<f32>>>,
     seed: u64,
     t: u64,
 }
@@ -61,8 +69,15 @@ impl<'a> WorldModelEnv<'a> {
         if model.meta.scene_hash != scene.content_hash() && model.meta.scene != scene.name {
             return Err(WorldModelError::Query(format!("the model was trained on scene `{}`, not `{}`", model.meta.scene, scene.name)));
         }
-        let actions = past_actions.unwrap_or_default();
-        Ok(WorldModelEnv { model, scene, sampler: model.meta.sampler, frames, actions, seed, t: 0 })
+        let actions = match past_actions {
+            Some(p) if p.len() + 1 == frames.len() => p.into_iter().map(Some).collect(),
+            Some(p) => return Err(WorldModelError::Query(format!("{} past actions for {} start frames; give one fewer than frames", p.len(), frames.len()))),
+            None => vec![None; frames.len() - 1],
+        };
+        let z = model.encode(&frames.iter().map(|f| f.as_slice()).collect::<Vec<_>>())?;
+        let latents = (0..frames.len()).map(|i| z.narrow(0, i, 1)).collect::<Result<Vec<_>, _>>()?;
+        let frame = frames.into_iter().last().unwrap_or_default();
+        Ok(WorldModelEnv { model, scene, sampler: model.meta.sampler, frame, latents, actions, seed, t: 0 })
     }
 
     /// Uses another sampler.
@@ -70,33 +85,40 @@ impl<'a> WorldModelEnv<'a> {
         self.sampler = sampler;
         self
     }
+
+    /// The latent window `(n, C, h, w)` the next step starts from (oldest first).
+    pub fn window(&self) -> Result<Tensor, WorldModelError> {
+        Ok(Tensor::cat(&self.latents, 0)?)
+    }
 }
 
 impl Env for WorldModelEnv<'_> {
     type Error = WorldModelError;
 
     fn frame(&self) -> &[u8] {
-        self.frames.last().map(|f| f.as_slice()).unwrap_or(&[])
+        &self.frame
     }
 
     fn step(&mut self, action: &[f32]) -> Result<Step, WorldModelError> {
+        self.sampler.validate().map_err(WorldModelError::Query)?;
         let k = self.model.meta.context;
-        let n = self.frames.len().min(k);
-        let context: Vec<Vec<u8>> = self.frames[self.frames.len() - n..].to_vec();
-        // The actions between the context frames, when all of them are known.
-        let past = (self.actions.len() + 1 >= self.frames.len()).then(|| self.actions[self.actions.len() + 1 - n..].to_vec());
-        let q = Query { context, past_actions: past.filter(|p| p.len() + 1 == n), actions: vec![action.to_vec()], samples: 1, seed: self.seed ^ crate::rng::mix64(self.t) };
-        let p = self.model.predict(&q, &self.sampler)?;
-        let frame = p.frames.into_iter().next().and_then(|s| s.into_iter().next()).unwrap_or_default();
-        self.frames.push(frame.clone());
-        if self.frames.len() > k {
-            self.frames.remove(0);
-        }
-        self.actions.push(action.to_vec());
-        if self.actions.len() > k {
+        // The actions between the window's latents, when all of them are known.
+        let past = self.actions.iter().cloned().collect::<Option<Vec<_>>>();
+        let q = Query { context: Vec::new(), past_actions: past, actions: vec![action.to_vec()], samples: 1, seed: self.seed ^ crate::rng::mix64(self.t) };
+        let z = self.model.rollout_latent(std::slice::from_ref(&q), &[self.window()?], &self.sampler)?.remove(0);
+        let (_, _, c, h, w) = z.dims5()?;
+        let z = z.reshape((1, c, h, w))?;
+        let frame = self.model.decode(&z)?.remove(0);
+        let every = self.sampler.reencode_every.max(1) as u64;
+        let next = if self.sampler.reencode && (self.t + 1) % every == 0 { self.model.encode(&[frame.as_slice()])? } else { z };
+        self.latents.push(next);
+        self.actions.push(Some(action.to_vec()));
+        if self.latents.len() > k {
+            self.latents.remove(0);
             self.actions.remove(0);
         }
         self.t += 1;
+        self.frame = frame.clone();
         let (reward, done) = frame_reward(&self.scene, &frame);
         Ok(Step { frame, reward, done })
     }

@@ -419,6 +419,44 @@ fn world_model_env_steps_in_imagination() {
     assert!(env.step(&[f32::NAN, 0.0]).is_err());
 }
 
+/// The environment's window stays in latent space: a predicted frame goes on as its latent, and
+/// is re-encoded from its image only on the steps the sampler says (`reencode_every`).
+#[test]
+fn world_model_env_keeps_latents_and_reencodes_as_the_sampler_says() {
+    use foresight::env::{Env, WorldModelEnv};
+    use candle_core::Tensor;
+    use foresight::rng::mix64;
+    let wm = WorldModel::load(&tiny_checkpoint()).unwrap();
+    let mut scene = foresight::scene::Scene::load(root().join("scenes/push.ron")).unwrap();
+    scene.name = "squares".into();
+    let start: Vec<Vec<u8>> = (0..2u8).map(|i| (0..64 * 64 * 3).map(|j| ((j * 7 + i as usize * 31) % 200) as u8).collect()).collect();
+    let acts = [[0.5f32, -0.3], [-0.2, 0.8], [0.1, 0.1]];
+    for (reencode, every) in [(false, 1), (true, 1), (true, 2)] {
+        let sampler = foresight::model::diffusion::SamplerConfig { reencode, reencode_every: every, ..wm.meta.sampler };
+        let mut env = WorldModelEnv::reset(&wm, scene.clone(), start.clone(), Some(vec![vec![0.0, 0.0]]), 9).unwrap().with_sampler(sampler);
+        // The same steps by hand: one-step latent rollouts from the window.
+        let z0 = wm.encode(&start.iter().map(|f| f.as_slice()).collect::<Vec<_>>()).unwrap();
+        let mut window: Vec<Tensor> = (0..2).map(|i| z0.narrow(0, i, 1).unwrap()).collect();
+        let mut past = vec![vec![0.0f32, 0.0]];
+        for (t, a) in acts.iter().enumerate() {
+            let got = env.step(a).unwrap();
+            let q = Query { context: Vec::new(), past_actions: Some(past.clone()), actions: vec![a.to_vec()], samples: 1, seed: 9 ^ mix64(t as u64) };
+            let z = wm.rollout_latent(&[q], &[Tensor::cat(&window, 0).unwrap()], &sampler).unwrap().remove(0).squeeze(0).unwrap();
+            let frame = wm.decode(&z).unwrap().remove(0);
+            assert_eq!(got.frame, frame, "step {t}, reencode {reencode} every {every}");
+            let next = if reencode && (t + 1) % every == 0 { wm.encode(&[frame.as_slice()]).unwrap() } else { z };
+            window.push(next);
+            past.push(a.to_vec());
+            if window.len() > wm.meta.context {
+                window.remove(0);
+                past.remove(0);
+            }
+            let diff = (env.window().unwrap() - Tensor::cat(&window, 0).unwrap()).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+            assert_eq!(diff, 0.0, "step {t}: the window differs");
+        }
+    }
+}
+
 #[test]
 fn export_to_f16_halves_the_file_and_still_loads() {
     let ckpt = tiny_checkpoint();
