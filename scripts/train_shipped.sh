@@ -74,8 +74,9 @@ case "$name" in
     train_to configs/push_conv_r2.json runs/push-conv-r2 dynamics.state.json 400 --data "$data" --data data/push-random --init runs/push-conv-polish/world_model.safetensors
     out=runs/push-conv-r2
     # Sampler chosen on validation episodes (data/push-val: 32, run seed 3000, not the evaluation
-    # seeds): temperatures 0.25 to 1 (session 9), re-encoding each, every 2nd or 3rd frame (session 10).
-    export_args=(--temperature 0.5 --reencode-every 2)
+    # seeds): temperatures 0.25 to 1 (session 9), re-encoding each, every 2nd or 3rd frame (session
+    # 10), 1, 2 or 3 Euler steps and action guidance 1.5 (session 11).
+    export_args=(--temperature 0.5 --reencode-every 2 --steps 1)
     ;;
   push-base)
     out=runs/push-ship

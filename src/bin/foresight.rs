@@ -297,6 +297,10 @@ enum Cmd {
         /// one); default: the checkpoint's. Choose it on a validation set too.
         #[arg(long)]
         reencode_every: Option<ReencodeEvery>,
+        /// Default sampler Euler steps per predicted frame written into the JSON (1 to 8);
+        /// default: the checkpoint's. Choose it on a validation set too.
+        #[arg(long)]
+        steps: Option<usize>,
     },
     /// Print a dataset's summary: episodes, frames, contact fraction, a few captions.
     Inspect {
@@ -419,7 +423,7 @@ fn main() -> anyhow::Result<()> {
                 foresight::train::checkpoint::save_json(&j, &r)?;
             }
         }
-        Cmd::Export { checkpoint, out, f32, temperature, reencode_every } => {
+        Cmd::Export { checkpoint, out, f32, temperature, reencode_every, steps } => {
             use foresight::train::checkpoint::{json_path, load_tensors, save_json, save_tensors};
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut meta = wm.meta.clone();
@@ -435,6 +439,10 @@ fn main() -> anyhow::Result<()> {
                     meta.sampler.validate().map_err(|e| anyhow::anyhow!("--reencode-every {n}: {e}"))?;
                 }
                 None => {}
+            }
+            if let Some(n) = steps {
+                meta.sampler.steps = n;
+                meta.sampler.validate().map_err(|e| anyhow::anyhow!("--steps {n}: {e}"))?;
             }
             let dtype = if f32 { candle_core::DType::F32 } else { candle_core::DType::F16 };
             let tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?
@@ -455,7 +463,7 @@ fn main() -> anyhow::Result<()> {
                 (true, 1) => "each chunk".to_string(),
                 (true, n) => format!("every {n} chunks"),
             };
-            println!("wrote {} ({:.1} MB, {:?}, sampler temperature {}, re-encoding {every}); largest latent change from rounding {err:.2e}", out.display(), size as f64 / 1e6, dtype, meta.sampler.temperature);
+            println!("wrote {} ({:.1} MB, {:?}, sampler: {} Euler steps, temperature {}, re-encoding {every}); largest latent change from rounding {err:.2e}", out.display(), size as f64 / 1e6, dtype, meta.sampler.steps, meta.sampler.temperature);
         }
         Cmd::Generate { common: a, from_image, resize, frames } => {
             let (wm, sampler, actions) = a.load()?;

@@ -479,6 +479,12 @@ fn export_to_f16_halves_the_file_and_still_loads() {
         let o = export(&["--reencode-every", bad]);
         assert!(!o.status.success(), "--reencode-every {bad} was accepted");
     }
+    assert!(export(&["--steps", "1"]).status.success());
+    assert_eq!(WorldModel::load(&out).unwrap().meta.sampler.steps, 1);
+    for bad in ["0", "9"] {
+        let o = export(&["--steps", bad]);
+        assert!(!o.status.success(), "--steps {bad} was accepted");
+    }
 }
 
 #[test]
