@@ -457,6 +457,39 @@ fn world_model_env_keeps_latents_and_reencodes_as_the_sampler_says() {
     }
 }
 
+/// Episodes imagined together advance as they would alone (one batched call), only the ones
+/// asked for advance, and bad calls are refused.
+#[test]
+fn world_model_envs_step_episodes_together_as_alone() {
+    use foresight::env::{Env, EnvStart, WorldModelEnv, WorldModelEnvs};
+    let wm = WorldModel::load(&tiny_checkpoint()).unwrap();
+    let mut scene = foresight::scene::Scene::load(root().join("scenes/push.ron")).unwrap();
+    scene.name = "squares".into();
+    let frame = |v: usize| -> Vec<u8> { (0..64 * 64 * 3).map(|j| ((j * 3 + v * 57) % 230) as u8).collect() };
+    let start = |v: usize| EnvStart { frames: vec![frame(v)], past_actions: None, seed: 40 + v as u64 };
+    let mut envs = WorldModelEnvs::reset(&wm, scene.clone(), vec![start(0), start(1), start(2)]).unwrap();
+    let mut alone: Vec<WorldModelEnv> = (0..3).map(|v| WorldModelEnv::reset(&wm, scene.clone(), vec![frame(v)], None, 40 + v as u64).unwrap()).collect();
+    let acts = |t: usize| -> Vec<Vec<f32>> { (0..3).map(|v| vec![0.3 * v as f32 - 0.2, 0.1 * t as f32]).collect() };
+    for t in 0..3 {
+        // Episode 1 sits out the second step.
+        let which: Vec<usize> = if t == 1 { vec![0, 2] } else { vec![0, 1, 2] };
+        let a = acts(t);
+        let got = envs.step(&which, &which.iter().map(|&i| a[i].clone()).collect::<Vec<_>>()).unwrap();
+        for (&i, g) in which.iter().zip(&got) {
+            let want = alone[i].step(&a[i]).unwrap();
+            let worst = g.frame.iter().zip(&want.frame).map(|(x, y)| x.abs_diff(*y)).max().unwrap();
+            assert!(worst <= 1, "step {t}, episode {i}: batched and alone differ by {worst}");
+            assert_eq!(envs.frame(i), g.frame.as_slice());
+        }
+    }
+    assert_eq!(envs.window(1).unwrap().dim(0).unwrap(), 3.min(wm.meta.context), "episode 1 stepped twice: 3 latents (at most K) in its window");
+    assert_eq!(envs.window(0).unwrap().dim(0).unwrap(), 4.min(wm.meta.context), "episode 0 stepped three times");
+    for (which, n) in [(vec![0, 0], 2), (vec![3], 1), (vec![0, 1], 1)] {
+        assert!(envs.step(&which, &vec![vec![0.0, 0.0]; n]).is_err(), "{which:?} with {n} actions was accepted");
+    }
+    assert!(WorldModelEnvs::reset(&wm, scene.clone(), vec![EnvStart { frames: vec![frame(0)], past_actions: Some(vec![vec![0.0, 0.0]]), seed: 0 }]).is_err(), "two past actions for one frame");
+}
+
 #[test]
 fn export_to_f16_halves_the_file_and_still_loads() {
     let ckpt = tiny_checkpoint();

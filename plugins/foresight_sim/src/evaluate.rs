@@ -5,11 +5,11 @@
 
 use std::sync::Arc;
 
-use foresight::env::frame_reward;
+use foresight::env::{frame_reward, EnvStart, WorldModelEnvs};
 use foresight::model::diffusion::SamplerConfig;
 use foresight::plan::policies::{FramePolicy, FramePolicyKind};
 use foresight::scene::Scene;
-use foresight::world_model::{Query, WorldModel};
+use foresight::world_model::WorldModel;
 
 use crate::physics::SimWorld;
 use crate::render::Renderer;
@@ -67,41 +67,25 @@ pub fn in_true_scene(scene: &Arc<Scene>, renderer: &mut Renderer, kind: FramePol
 }
 
 /// Plays `kind` from each seed's true first frame inside the world model (one batched call per
-/// step for all episodes still running).
+/// step for all episodes still running, their windows in latent space: [`WorldModelEnvs`]).
 pub fn in_world_model(scene: &Arc<Scene>, model: &WorldModel, sampler: &SamplerConfig, renderer: &mut Renderer, kind: FramePolicyKind, seeds: &[u64], steps: usize) -> anyhow::Result<Outcome> {
-    let k = model.meta.context;
     let mut tracks = Vec::new();
     for chunk in seeds.chunks(renderer.slots()) {
         let worlds: Vec<SimWorld> = chunk.iter().map(|&s| SimWorld::new(scene.clone(), s)).collect::<Result<_, _>>()?;
         let mut policies: Vec<FramePolicy> = chunk.iter().map(|&s| FramePolicy::new(scene, kind, s)).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!(e))?;
         let mut t: Vec<Track> = chunk.iter().map(|_| Track { ret: 0.0, done: false }).collect();
-        let mut frames: Vec<Vec<Vec<u8>>> = renderer.render(&worlds.iter().collect::<Vec<_>>())?.into_iter().map(|f| vec![f]).collect();
-        let mut actions: Vec<Vec<Vec<f32>>> = vec![Vec::new(); chunk.len()];
-        for step in 0..steps {
+        let first = renderer.render(&worlds.iter().collect::<Vec<_>>())?;
+        let starts = first.into_iter().zip(chunk).map(|(f, &seed)| EnvStart { frames: vec![f], past_actions: None, seed }).collect();
+        let mut envs = WorldModelEnvs::reset(model, (**scene).clone(), starts)?.with_sampler(*sampler);
+        for _ in 0..steps {
             let live: Vec<usize> = (0..chunk.len()).filter(|&i| !t[i].done).collect();
             if live.is_empty() {
                 break;
             }
-            let mut queries = Vec::new();
-            for &i in &live {
-                let a = policies[i].act(frames[i].last().map(|f| f.as_slice()).unwrap_or(&[]));
-                let n = frames[i].len().min(k);
-                let context = frames[i][frames[i].len() - n..].to_vec();
-                let past = actions[i][actions[i].len() + 1 - n..].to_vec();
-                queries.push(Query { context, past_actions: Some(past), actions: vec![a.clone()], samples: 1, seed: chunk[i] ^ step as u64 });
-                actions[i].push(a);
-            }
-            let preds = model.predict_batch(&queries, sampler)?;
-            for (&i, p) in live.iter().zip(preds) {
-                let f = p.frames.into_iter().next().and_then(|s| s.into_iter().next()).unwrap_or_default();
-                let (r, done) = frame_reward(scene, &f);
-                t[i].ret += r as f64;
-                t[i].done = done;
-                frames[i].push(f);
-                if frames[i].len() > k {
-                    frames[i].remove(0);
-                    actions[i].remove(0);
-                }
+            let actions: Vec<Vec<f32>> = live.iter().map(|&i| policies[i].act(envs.frame(i))).collect();
+            for (&i, step) in live.iter().zip(envs.step(&live, &actions)?) {
+                t[i].ret += step.reward as f64;
+                t[i].done = step.done;
             }
         }
         tracks.extend(t);
