@@ -4,6 +4,7 @@
 mod datagen;
 mod generate;
 mod physics;
+mod policies;
 
 use std::path::PathBuf;
 

@@ -34,14 +34,20 @@ fn summarise(tracks: &[Track]) -> Outcome {
     Outcome { success: tracks.iter().filter(|t| t.done).count() as f64 / n, ret: tracks.iter().map(|t| t.ret).sum::<f64>() / n }
 }
 
-/// Plays `kind` from each seed in the true scene for `steps` steps.
-pub fn in_true_scene(scene: &Arc<Scene>, renderer: &mut Renderer, kind: FramePolicyKind, seeds: &[u64], steps: usize) -> anyhow::Result<Outcome> {
+/// Plays `kind` from each seed in the true scene for `steps` steps. Returns the outcome and the
+/// first episode's frames (its start, then one a step until it succeeds or the steps run out).
+pub fn in_true_scene(scene: &Arc<Scene>, renderer: &mut Renderer, kind: FramePolicyKind, seeds: &[u64], steps: usize) -> anyhow::Result<(Outcome, Vec<Vec<u8>>)> {
     let mut tracks = Vec::new();
+    let mut shown = Vec::new();
     for chunk in seeds.chunks(renderer.slots()) {
         let mut worlds: Vec<SimWorld> = chunk.iter().map(|&s| SimWorld::new(scene.clone(), s)).collect::<Result<_, _>>()?;
         let mut policies: Vec<FramePolicy> = chunk.iter().map(|&s| FramePolicy::new(scene, kind, s)).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!(e))?;
         let mut t: Vec<Track> = chunk.iter().map(|_| Track { ret: 0.0, done: false }).collect();
         let mut frames = renderer.render(&worlds.iter().collect::<Vec<_>>())?;
+        let show = tracks.is_empty();
+        if show {
+            shown.push(frames[0].clone());
+        }
         for _ in 0..steps {
             for i in 0..worlds.len() {
                 if !t[i].done {
@@ -50,6 +56,9 @@ pub fn in_true_scene(scene: &Arc<Scene>, renderer: &mut Renderer, kind: FramePol
                 }
             }
             frames = renderer.render(&worlds.iter().collect::<Vec<_>>())?;
+            if show && !t[0].done {
+                shown.push(frames[0].clone());
+            }
             for i in 0..worlds.len() {
                 if !t[i].done {
                     let (r, done) = frame_reward(scene, &frames[i]);
@@ -63,13 +72,14 @@ pub fn in_true_scene(scene: &Arc<Scene>, renderer: &mut Renderer, kind: FramePol
         }
         tracks.extend(t);
     }
-    Ok(summarise(&tracks))
+    Ok((summarise(&tracks), shown))
 }
 
 /// Plays `kind` from each seed's true first frame inside the world model (one batched call per
 /// step for all episodes still running, their windows in latent space: [`WorldModelEnvs`]).
-pub fn in_world_model(scene: &Arc<Scene>, model: &WorldModel, sampler: &SamplerConfig, renderer: &mut Renderer, kind: FramePolicyKind, seeds: &[u64], steps: usize) -> anyhow::Result<Outcome> {
+pub fn in_world_model(scene: &Arc<Scene>, model: &WorldModel, sampler: &SamplerConfig, renderer: &mut Renderer, kind: FramePolicyKind, seeds: &[u64], steps: usize) -> anyhow::Result<(Outcome, Vec<Vec<u8>>)> {
     let mut tracks = Vec::new();
+    let mut shown = Vec::new();
     for chunk in seeds.chunks(renderer.slots()) {
         let worlds: Vec<SimWorld> = chunk.iter().map(|&s| SimWorld::new(scene.clone(), s)).collect::<Result<_, _>>()?;
         let mut policies: Vec<FramePolicy> = chunk.iter().map(|&s| FramePolicy::new(scene, kind, s)).collect::<Result<_, _>>().map_err(|e| anyhow::anyhow!(e))?;
@@ -77,6 +87,10 @@ pub fn in_world_model(scene: &Arc<Scene>, model: &WorldModel, sampler: &SamplerC
         let first = renderer.render(&worlds.iter().collect::<Vec<_>>())?;
         let starts = first.into_iter().zip(chunk).map(|(f, &seed)| EnvStart { frames: vec![f], past_actions: None, seed }).collect();
         let mut envs = WorldModelEnvs::reset(model, (**scene).clone(), starts)?.with_sampler(*sampler);
+        let show = tracks.is_empty();
+        if show {
+            shown.push(envs.frame(0).to_vec());
+        }
         for _ in 0..steps {
             let live: Vec<usize> = (0..chunk.len()).filter(|&i| !t[i].done).collect();
             if live.is_empty() {
@@ -86,9 +100,12 @@ pub fn in_world_model(scene: &Arc<Scene>, model: &WorldModel, sampler: &SamplerC
             for (&i, step) in live.iter().zip(envs.step(&live, &actions)?) {
                 t[i].ret += step.reward as f64;
                 t[i].done = step.done;
+                if show && i == 0 {
+                    shown.push(step.frame);
+                }
             }
         }
         tracks.extend(t);
     }
-    Ok(summarise(&tracks))
+    Ok((summarise(&tracks), shown))
 }

@@ -440,19 +440,33 @@ fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()>
         FramePolicyKind::Random,
         FramePolicyKind::Zero,
     ];
+    if let Some(dir) = a.json.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let mut renderer = foresight_sim::Renderer::new(scene.clone(), a.episodes.min(64))?;
     let sampler = model.meta.sampler;
     let mut rows = Vec::new();
     for kind in kinds {
         let name = foresight::plan::policies::FramePolicy::new(&scene, kind, 0).map_err(|e| anyhow::anyhow!(e))?.name();
         let t0 = std::time::Instant::now();
-        let truth = in_true_scene(&scene, &mut renderer, kind, &seeds, a.steps)?;
+        let (truth, true_frames) = in_true_scene(&scene, &mut renderer, kind, &seeds, a.steps)?;
         if a.true_only {
             println!("{name:>22}: success true {:.2}, return true {:.1} ({:.0} s)", truth.success, truth.ret, t0.elapsed().as_secs_f64());
             rows.push((name, foresight_sim::evaluate::Outcome { success: f64::NAN, ret: f64::NAN }, truth));
             continue;
         }
-        let imagined = in_world_model(&scene, &model, &sampler, &mut renderer, kind, &seeds, a.steps)?;
+        let (imagined, model_frames) = in_world_model(&scene, &model, &sampler, &mut renderer, kind, &seeds, a.steps)?;
+        if rows.is_empty() {
+            // The first policy's first episode in both worlds (truth | model | difference),
+            // the shorter one held on its last frame.
+            let n = true_frames.len().max(model_frames.len());
+            let pad = |f: &[Vec<u8>]| -> Vec<Vec<u8>> { (0..n).map(|t| f[t.min(f.len() - 1)].clone()).collect() };
+            let (truth_f, model_f) = (pad(&true_frames), pad(&model_frames));
+            let (h, w) = scene.resolution();
+            let gif = a.json.with_file_name(format!("{}_{name}.gif", a.json.file_stem().and_then(|s| s.to_str()).unwrap_or("policies")));
+            let png = foresight::media::write_comparison(&gif, &truth_f.iter().map(|f| f.as_slice()).collect::<Vec<_>>(), &[model_f], h, w)?;
+            println!("{name:>22}: first episode, true scene | world model | difference: {} and {}", gif.display(), png.display());
+        }
         println!("{name:>22}: success model {:.2} / true {:.2}, return model {:.1} / true {:.1} ({:.0} s)", imagined.success, truth.success, imagined.ret, truth.ret, t0.elapsed().as_secs_f64());
         rows.push((name, imagined, truth));
     }
@@ -473,9 +487,6 @@ fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()>
         "close_pairs": close_pairs,
         "command": command,
     });
-    if let Some(dir) = a.json.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     foresight::data::write_atomic(&a.json, serde_json::to_string_pretty(&report)?.as_bytes())?;
     println!("spearman {rho:.3}, success MAE {mae:.3}; {} pairs of policies with true success rates within 0.15; wrote {}", close_pairs.len(), a.json.display());
     Ok(())
