@@ -296,7 +296,7 @@ enum Cmd {
         /// Default sampler re-encoding written into the JSON: off, or every N-th chunk (1: each
         /// one); default: the checkpoint's. Choose it on a validation set too.
         #[arg(long)]
-        reencode_every: Option<ReencodeEvery>,
+        reencode_every: Option<foresight::model::diffusion::ReencodeEvery>,
         /// Default sampler Euler steps per predicted frame written into the JSON (1 to 8);
         /// default: the checkpoint's. Choose it on a validation set too.
         #[arg(long)]
@@ -431,14 +431,8 @@ fn main() -> anyhow::Result<()> {
                 meta.sampler.temperature = t;
                 meta.sampler.validate().map_err(|e| anyhow::anyhow!("--temperature {t}: {e}"))?;
             }
-            match reencode_every {
-                Some(ReencodeEvery::Off) => meta.sampler.reencode = false,
-                Some(ReencodeEvery::Every(n)) => {
-                    meta.sampler.reencode = true;
-                    meta.sampler.reencode_every = n;
-                    meta.sampler.validate().map_err(|e| anyhow::anyhow!("--reencode-every {n}: {e}"))?;
-                }
-                None => {}
+            if let Some(r) = reencode_every {
+                r.apply(&mut meta.sampler).map_err(|e| anyhow::anyhow!("--reencode-every: {e}"))?;
             }
             if let Some(n) = steps {
                 meta.sampler.steps = n;
@@ -637,19 +631,3 @@ enum OnOff {
     Off,
 }
 
-/// `off`, or a chunk count N: re-encode every N-th predicted chunk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ReencodeEvery {
-    Off,
-    Every(usize),
-}
-
-impl std::str::FromStr for ReencodeEvery {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "off" => Ok(ReencodeEvery::Off),
-            n => n.parse().map(ReencodeEvery::Every).map_err(|_| format!("`{n}` is neither `off` nor a chunk count")),
-        }
-    }
-}

@@ -54,6 +54,40 @@ impl Default for SamplerConfig {
     }
 }
 
+/// A re-encoding setting given on a command line: `off`, or a chunk count N (re-encode every
+/// N-th predicted chunk).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReencodeEvery {
+    /// Never re-encode.
+    Off,
+    /// Re-encode every N-th chunk.
+    Every(usize),
+}
+
+impl std::str::FromStr for ReencodeEvery {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "off" => Ok(ReencodeEvery::Off),
+            n => n.parse().map(ReencodeEvery::Every).map_err(|_| format!("`{n}` is neither `off` nor a chunk count")),
+        }
+    }
+}
+
+impl ReencodeEvery {
+    /// Sets `reencode` / `reencode_every` of a sampler and validates it.
+    pub fn apply(self, s: &mut SamplerConfig) -> std::result::Result<(), String> {
+        match self {
+            ReencodeEvery::Off => s.reencode = false,
+            ReencodeEvery::Every(n) => {
+                s.reencode = true;
+                s.reencode_every = n;
+            }
+        }
+        s.validate()
+    }
+}
+
 impl SamplerConfig {
     /// Refuses settings outside the supported ranges.
     pub fn validate(&self) -> std::result::Result<(), String> {

@@ -125,6 +125,16 @@ struct EvalPoliciesArgs {
     /// Only the true scene (to tune or compare the policies themselves; model keys are null).
     #[arg(long)]
     true_only: bool,
+
+    /// World model: Euler steps per predicted frame (default: the checkpoint's).
+    #[arg(long)]
+    sampler_steps: Option<usize>,
+    /// World model: noise temperature (default: the checkpoint's).
+    #[arg(long)]
+    temperature: Option<f32>,
+    /// World model: re-encode every N-th predicted frame, or `off` (default: the checkpoint's).
+    #[arg(long)]
+    reencode_every: Option<foresight::model::diffusion::ReencodeEvery>,
 }
 
 /// Options of `foresight-sim plan`.
@@ -444,7 +454,13 @@ fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()>
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut renderer = foresight_sim::Renderer::new(scene.clone(), a.episodes.min(64))?;
-    let sampler = model.meta.sampler;
+    let mut sampler = model.meta.sampler;
+    sampler.steps = a.sampler_steps.unwrap_or(sampler.steps);
+    sampler.temperature = a.temperature.unwrap_or(sampler.temperature);
+    if let Some(r) = a.reencode_every {
+        r.apply(&mut sampler).map_err(|e| anyhow::anyhow!("--reencode-every: {e}"))?;
+    }
+    sampler.validate().map_err(|e| anyhow::anyhow!("sampler: {e}"))?;
     let mut rows = Vec::new();
     for kind in kinds {
         let name = foresight::plan::policies::FramePolicy::new(&scene, kind, 0).map_err(|e| anyhow::anyhow!(e))?.name();
@@ -485,6 +501,7 @@ fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()>
         "spearman": rho,
         "success_mae": mae,
         "close_pairs": close_pairs,
+        "sampler": sampler,
         "command": command,
     });
     foresight::data::write_atomic(&a.json, serde_json::to_string_pretty(&report)?.as_bytes())?;
