@@ -427,17 +427,7 @@ fn main() -> anyhow::Result<()> {
             use foresight::train::checkpoint::{json_path, load_tensors, save_json, save_tensors};
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut meta = wm.meta.clone();
-            if let Some(t) = temperature {
-                meta.sampler.temperature = t;
-                meta.sampler.validate().map_err(|e| anyhow::anyhow!("--temperature {t}: {e}"))?;
-            }
-            if let Some(r) = reencode_every {
-                r.apply(&mut meta.sampler).map_err(|e| anyhow::anyhow!("--reencode-every: {e}"))?;
-            }
-            if let Some(n) = steps {
-                meta.sampler.steps = n;
-                meta.sampler.validate().map_err(|e| anyhow::anyhow!("--steps {n}: {e}"))?;
-            }
+            meta.sampler = meta.sampler.overridden(steps, temperature, reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?;
             let dtype = if f32 { candle_core::DType::F32 } else { candle_core::DType::F16 };
             let tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?
                 .into_iter()

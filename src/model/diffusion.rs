@@ -89,6 +89,20 @@ impl ReencodeEvery {
 }
 
 impl SamplerConfig {
+    /// This sampler with the command-line overrides given (Euler steps, temperature,
+    /// re-encoding), validated.
+    pub fn overridden(mut self, steps: Option<usize>, temperature: Option<f32>, reencode: Option<ReencodeEvery>) -> std::result::Result<Self, String> {
+        self.steps = steps.unwrap_or(self.steps);
+        self.temperature = temperature.unwrap_or(self.temperature);
+        match reencode {
+            Some(r) => r.apply(&mut self)?,
+            None => self.validate()?,
+        }
+        Ok(self)
+    }
+}
+
+impl SamplerConfig {
     /// Refuses settings outside the supported ranges.
     pub fn validate(&self) -> std::result::Result<(), String> {
         if !(1..=8).contains(&self.steps) {

@@ -364,17 +364,10 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         max_steps: a.max_steps,
         shape: CostShape { approach: a.approach, standoff: a.standoff },
         sampler: match (&model, a.sampler_steps, a.temperature) {
-            (Some(m), steps, temperature) if steps.is_some() || temperature.is_some() => Some(foresight::model::diffusion::SamplerConfig {
-                steps: steps.unwrap_or(m.meta.sampler.steps),
-                temperature: temperature.unwrap_or(m.meta.sampler.temperature),
-                ..m.meta.sampler
-            }),
+            (Some(m), steps, temperature) if steps.is_some() || temperature.is_some() => Some(m.meta.sampler.overridden(steps, temperature, None).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?),
             _ => None,
         },
     };
-    if let Some(s) = &cfg.sampler {
-        s.validate().map_err(|e| anyhow::anyhow!(e))?;
-    }
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
     let mut oracle = Oracle::new(scene.clone(), 1)?;
     let mut film = Filmstrip { real: Vec::new(), imagined: Vec::new() };
@@ -454,13 +447,7 @@ fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()>
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut renderer = foresight_sim::Renderer::new(scene.clone(), a.episodes.min(64))?;
-    let mut sampler = model.meta.sampler;
-    sampler.steps = a.sampler_steps.unwrap_or(sampler.steps);
-    sampler.temperature = a.temperature.unwrap_or(sampler.temperature);
-    if let Some(r) = a.reencode_every {
-        r.apply(&mut sampler).map_err(|e| anyhow::anyhow!("--reencode-every: {e}"))?;
-    }
-    sampler.validate().map_err(|e| anyhow::anyhow!("sampler: {e}"))?;
+    let sampler = model.meta.sampler.overridden(a.sampler_steps, a.temperature, a.reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?;
     let mut rows = Vec::new();
     for kind in kinds {
         let name = foresight::plan::policies::FramePolicy::new(&scene, kind, 0).map_err(|e| anyhow::anyhow!(e))?.name();
