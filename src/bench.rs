@@ -24,6 +24,12 @@ pub struct BenchReport {
     pub dit_forward_gflops: f64,
     /// That as a fraction of the matmul peak.
     pub dit_fraction_of_peak: f64,
+    /// Planning seconds per action at horizon 8 with 64 candidates, one CEM round, replanning
+    /// every action (the aim: under 1 s).
+    pub plan_seconds_per_action_h8_c64: f64,
+    /// Planning seconds per action at `foresight-sim plan`'s defaults (horizon 8, 16 candidates,
+    /// one round, 4 actions per plan).
+    pub plan_seconds_per_action_default: f64,
     /// Sampler steps used.
     pub sampler_steps: usize,
     /// Threads available.
@@ -90,6 +96,24 @@ pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
     })?;
     let gflops = wm.dit.flops_per_sample() * 64.0 / t_fwd / 1e9;
     let train_steps_per_s = crate::train::dynamics::measure_train_speed(&wm.meta, 32, 3)?;
+    // Planning in imagination: candidates rolled forward in latent space and scored against a
+    // goal latent (the task cost adds one decode of each candidate's last frame).
+    let plan_seconds = |candidates: usize| -> anyhow::Result<f64> {
+        use crate::plan::model::{ModelCost, ModelImagination};
+        use crate::plan::{Planner, PlannerConfig};
+        let goal = wm.encode(&[frame.as_slice()])?.flatten_all()?.to_vec1::<f32>()?;
+        let spec = &wm.meta.action_spec;
+        let cfg = PlannerConfig { horizon: 8, candidates, iterations: 1, elites: (candidates / 8).max(1), ..PlannerConfig::default() };
+        let mut planner = Planner::new(cfg, spec.low.clone(), spec.high.clone()).map_err(|e| anyhow::anyhow!(e))?;
+        let past = Some(vec![vec![0.0; dim]; k - 1]);
+        best_of(1, || {
+            let mut imag = ModelImagination::new(wm, vec![frame.clone(); k], past.clone(), s, ModelCost::GoalLatent(goal.clone()), 7)?;
+            planner.plan(&mut imag)?;
+            Ok(())
+        })
+    };
+    let plan_c64 = plan_seconds(64)?;
+    let plan_default = plan_seconds(16)? / 4.0;
     Ok(BenchReport {
         matmul_peak_gflops: peak,
         frames_per_s_single: 32.0 / single,
@@ -97,6 +121,8 @@ pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
         train_steps_per_s,
         dit_forward_gflops: gflops,
         dit_fraction_of_peak: gflops / peak,
+        plan_seconds_per_action_h8_c64: plan_c64,
+        plan_seconds_per_action_default: plan_default,
         sampler_steps: s.steps,
         threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
     })

@@ -48,19 +48,28 @@ pub struct PlannerConfig {
     pub momentum: f32,
     /// Seed of the candidate noise.
     pub seed: u64,
+    /// Steps that share one noise draw: candidates deviate from the mean by piecewise-constant
+    /// noise (1: white noise per step). Held noise searches `horizon / hold` directions instead
+    /// of `horizon`, so few candidates find sustained pushes.
+    #[serde(default = "one")]
+    pub hold: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for PlannerConfig {
     fn default() -> Self {
-        PlannerConfig { horizon: 8, candidates: 64, iterations: 3, elites: 8, method: Method::Cem, temperature: 0.1, init_std: 0.5, min_std: 0.05, momentum: 0.1, seed: 0 }
+        PlannerConfig { horizon: 8, candidates: 64, iterations: 3, elites: 8, method: Method::Cem, temperature: 0.1, init_std: 0.5, min_std: 0.05, momentum: 0.1, seed: 0, hold: 4 }
     }
 }
 
 impl PlannerConfig {
     /// Refuses settings that cannot plan.
     pub fn validate(&self) -> Result<(), String> {
-        if self.horizon == 0 || self.candidates < 2 || self.iterations == 0 {
-            return Err(format!("horizon {} / candidates {} / iterations {}: need at least 1 / 2 / 1", self.horizon, self.candidates, self.iterations));
+        if self.horizon == 0 || self.candidates < 2 || self.iterations == 0 || self.hold == 0 {
+            return Err(format!("horizon {} / candidates {} / iterations {} / hold {}: need at least 1 / 2 / 1 / 1", self.horizon, self.candidates, self.iterations, self.hold));
         }
         if self.method == Method::Cem && (self.elites == 0 || self.elites > self.candidates) {
             return Err(format!("elites {} must be in 1..={}", self.elites, self.candidates));
@@ -145,21 +154,14 @@ impl Planner {
         Search { std: vec![range.iter().map(|r| r * self.cfg.init_std).collect(); self.cfg.horizon], best: None, evaluated: 0, iteration: 0 }
     }
 
-    /// Candidates for the next round; candidate 0 is the current mean (the warm start).
+    /// Candidates for the next round; candidate 0 is the current mean (the warm start). The
+    /// others add noise scaled by the search's standard deviation, one draw per `hold` steps.
     pub fn propose(&mut self, search: &Search) -> Vec<Vec<Vec<f32>>> {
-        let (h, a) = (self.cfg.horizon, self.low.len());
+        let (h, a, hold) = (self.cfg.horizon, self.low.len(), self.cfg.hold);
         (0..self.cfg.candidates)
             .map(|n| {
-                (0..h)
-                    .map(|t| {
-                        (0..a)
-                            .map(|k| {
-                                let e = if n == 0 { 0.0 } else { self.rng.normal() };
-                                (self.mean[t][k] + e * search.std[t][k]).clamp(self.low[k], self.high[k])
-                            })
-                            .collect()
-                    })
-                    .collect()
+                let draws: Vec<Vec<f32>> = (0..h.div_ceil(hold)).map(|_| (0..a).map(|_| if n == 0 { 0.0 } else { self.rng.normal() }).collect()).collect();
+                (0..h).map(|t| (0..a).map(|k| (self.mean[t][k] + draws[t / hold][k] * search.std[t][k]).clamp(self.low[k], self.high[k])).collect()).collect()
             })
             .collect()
     }

@@ -49,7 +49,7 @@ fn cem_and_mppi_find_the_optimum_of_a_known_world() {
     let (start, goal) = ([0.0, 0.0], [3.0, -2.0]);
     let best = optimum(start, goal, 6);
     for method in [Method::Cem, Method::Mppi] {
-        let cfg = PlannerConfig { horizon: 6, candidates: 256, iterations: 8, elites: 16, method, temperature: 0.1, init_std: 0.5, min_std: 0.01, momentum: 0.0, seed: 3 };
+        let cfg = PlannerConfig { horizon: 6, candidates: 256, iterations: 8, elites: 16, method, temperature: 0.1, init_std: 0.5, min_std: 0.01, momentum: 0.0, seed: 3, hold: 1 };
         let mut planner = Planner::new(cfg, vec![-1.0; 2], vec![1.0; 2]).unwrap();
         let mut world = Point { start, goal, calls: 0 };
         let plan = planner.plan(&mut world).unwrap();
@@ -59,6 +59,33 @@ fn cem_and_mppi_find_the_optimum_of_a_known_world() {
         // The first action heads for the goal at full speed on both axes.
         assert!(plan.best[0][0] > 0.9 && plan.best[0][1] < -0.9, "{method:?}: first action {:?}", plan.best[0]);
     }
+}
+
+#[test]
+fn held_noise_is_piecewise_constant_and_still_finds_the_optimum() {
+    let cfg = PlannerConfig { horizon: 6, candidates: 32, iterations: 1, init_std: 0.05, hold: 3, seed: 9, ..PlannerConfig::default() };
+    let mut p = Planner::new(cfg.clone(), vec![-1.0; 2], vec![1.0; 2]).unwrap();
+    let search = p.begin();
+    let cands = p.propose(&search);
+    assert!(cands[0].iter().flatten().all(|&a| a == 0.0), "candidate 0 is the mean");
+    for c in &cands[1..] {
+        for t in 0..6 {
+            assert_eq!(c[t], c[t - t % 3], "steps {t} and {} share a draw", t - t % 3);
+        }
+        assert_ne!(c[0], c[3], "each hold block draws anew");
+    }
+    // With hold 1 the steps of a candidate differ.
+    let mut p1 = Planner::new(PlannerConfig { hold: 1, ..cfg.clone() }, vec![-1.0; 2], vec![1.0; 2]).unwrap();
+    let s1 = p1.begin();
+    assert!(p1.propose(&s1)[1..].iter().all(|c| c[0] != c[1]));
+    assert!(Planner::new(PlannerConfig { hold: 0, ..cfg }, vec![-1.0; 2], vec![1.0; 2]).is_err());
+    // The mean is refitted per step, so held noise still reaches an optimum that is not
+    // piecewise constant (full speed on y for 2 steps, on x for 3).
+    let (start, goal) = ([0.0, 0.0], [3.0, -2.0]);
+    let best = optimum(start, goal, 6);
+    let cfg = PlannerConfig { horizon: 6, candidates: 256, iterations: 8, elites: 16, init_std: 0.5, min_std: 0.01, momentum: 0.0, seed: 3, hold: 2, ..PlannerConfig::default() };
+    let plan = Planner::new(cfg, vec![-1.0; 2], vec![1.0; 2]).unwrap().plan(&mut Point { start, goal, calls: 0 }).unwrap();
+    assert!(plan.best_cost <= best + 0.3, "hold 2: cost {} vs optimum {best}", plan.best_cost);
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Integration tests of the simulator: rendering, determinism, the oracle, states vs pixels.
 //! They need a Vulkan driver (Mesa's lavapipe on a CPU; `.ci/run` installs it).
 
+mod control;
 mod datagen;
 mod generate;
 mod physics;

@@ -110,7 +110,7 @@ pub struct ControlConfig {
 }
 
 /// One episode's outcome.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct EpisodeResult {
     /// World seed.
     pub seed: u64,

@@ -9,6 +9,7 @@ use foresight::scene::Scene;
 use foresight_sim::datagen::{datagen, DatagenConfig};
 use foresight_sim::policy::PolicyKind;
 use foresight_sim::{Oracle, SimWorld};
+use foresight_sim::control::EpisodeResult;
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Parser)]
@@ -163,23 +164,30 @@ struct PlanArgs {
     #[arg(long, default_value_t = 8)]
     horizon: usize,
     /// Candidates per iteration.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 16)]
     candidates: usize,
     /// Iterations per plan.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 1)]
     iterations: usize,
     /// CEM or MPPI.
     #[arg(long, default_value = "cem")]
     method: String,
     /// Actions executed per plan.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 4)]
     replan_every: usize,
+    /// Steps sharing one noise draw in the candidates (1: independent per step).
+    #[arg(long, default_value_t = 4)]
+    hold: usize,
     /// Steps before an episode fails.
-    #[arg(long, default_value_t = 80)]
+    #[arg(long, default_value_t = 120)]
     max_steps: usize,
-    /// GIF of the first episode (default: beside the JSON).
+    /// GIF of one episode, real | imagined | difference, with a PNG strip beside it (default:
+    /// beside the JSON).
     #[arg(long)]
     gif: Option<PathBuf>,
+    /// Which episode (0-based) the GIF shows.
+    #[arg(long, default_value_t = 0)]
+    gif_episode: usize,
     /// Cost: weight of the agent's distance to its pushing position behind the body.
     #[arg(long, default_value_t = 0.3)]
     approach: f32,
@@ -193,6 +201,11 @@ struct PlanArgs {
     /// Model imagination: noise temperature (0 imagines the mean future).
     #[arg(long)]
     temperature: Option<f32>,
+    /// Continue the run whose partial JSON is at `--json` (written after every episode): its
+    /// finished episodes are kept when its scene, checkpoint, imagination, seed and settings
+    /// match these.
+    #[arg(long)]
+    resume: bool,
 }
 
 /// Options of `foresight-sim rollout`.
@@ -337,7 +350,8 @@ fn rollout(a: RolloutArgs) -> anyhow::Result<()> {
 
 fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
     use foresight::plan::{Method, PlannerConfig};
-    use foresight_sim::control::{run_episode, wilson95, ControlConfig, CostShape, Filmstrip, ImaginationKind};
+    use foresight_sim::control::{run_episode, ControlConfig, CostShape, Filmstrip, ImaginationKind};
+    use std::io::IsTerminal;
     let scene = Arc::new(Scene::load(&a.scene)?);
     let model = match &a.checkpoint {
         Some(p) => Some(foresight::world_model::WorldModel::load(p)?),
@@ -359,7 +373,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         anyhow::ensure!(overlap == 0, "{overlap} of the {} starts were training episodes of the checkpoint; choose another --seed", seeds.len());
     }
     let cfg = ControlConfig {
-        planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, ..PlannerConfig::default() },
+        planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, hold: a.hold, ..PlannerConfig::default() },
         replan_every: a.replan_every,
         max_steps: a.max_steps,
         shape: CostShape { approach: a.approach, standoff: a.standoff },
@@ -370,59 +384,144 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
     };
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
     let mut oracle = Oracle::new(scene.clone(), 1)?;
-    let mut film = Filmstrip { real: Vec::new(), imagined: Vec::new() };
-    let bar = ProgressBar::new(seeds.len() as u64);
-    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} episodes {msg} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
-    let mut results = Vec::new();
-    for (i, &seed) in seeds.iter().enumerate() {
-        let r = run_episode(&scene, seed, a.imagination, model.as_ref(), &mut oracle, &cfg, (i == 0).then_some(&mut film))?;
-        results.push(r);
-        let ok = results.iter().filter(|r| r.success).count();
-        bar.set_message(format!("{ok}/{} succeeded", results.len()));
-        bar.inc(1);
-    }
-    bar.finish_and_clear();
-    let n = results.len();
-    let ok: Vec<_> = results.iter().filter(|r| r.success).collect();
-    let rate = ok.len() as f64 / n.max(1) as f64;
-    let ci = wilson95(ok.len(), n);
-    let mean_steps = if ok.is_empty() { f64::NAN } else { ok.iter().map(|r| r.steps as f64).sum::<f64>() / ok.len() as f64 };
-    let final_distance = results.iter().map(|r| r.final_distance_px as f64).sum::<f64>() / n.max(1) as f64;
-    let spa = results.iter().map(|r| r.seconds_per_action).sum::<f64>() / n.max(1) as f64;
-    let report = serde_json::json!({
-        "scene": scene.name,
-        "imagination": a.imagination,
-        "checkpoint": a.checkpoint,
-        "episodes": n,
-        "seed": a.seed,
-        "success_rate": rate,
-        "success_ci95": ci,
-        "mean_steps_to_success": if mean_steps.is_finite() { serde_json::json!(mean_steps) } else { serde_json::Value::Null },
-        "final_distance": final_distance,
-        "final_distance_unit": "px",
-        "seconds_per_action": spa,
-        "config": cfg,
-        "results": results,
-        "command": command,
-    });
+    let (h, w) = scene.resolution();
+    let gif_path = a.gif.clone().unwrap_or_else(|| a.json.with_extension("gif"));
     if let Some(dir) = a.json.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    foresight::data::write_atomic(&a.json, serde_json::to_string_pretty(&report)?.as_bytes())?;
-    let (h, w) = scene.resolution();
-    let blank = vec![0u8; h * w * 3];
-    let gif: Vec<Vec<u8>> = film.real.iter().zip(&film.imagined).map(|(r, im)| foresight::media::side_by_side(&[r, im.as_deref().unwrap_or(&blank)], h, w)).collect();
-    let gif_path = a.gif.unwrap_or_else(|| a.json.with_extension("gif"));
-    let refs: Vec<&[u8]> = gif.iter().map(|f| f.as_slice()).collect();
-    if !refs.is_empty() {
-        foresight::media::write_gif(&gif_path, &refs, h, 2 * w + 1, 4, 100)?;
+    let identity = serde_json::json!({
+        "scene": scene.name,
+        "imagination": a.imagination,
+        "checkpoint": a.checkpoint,
+        "seed": a.seed,
+        "config": cfg,
+    });
+    let mut results: Vec<EpisodeResult> = if a.resume && a.json.exists() { resumed_results(&a.json, &identity, &seeds)? } else { Vec::new() };
+    // The JSON is rewritten after every episode, so a stopped run keeps what it measured.
+    let write_report = |results: &[EpisodeResult]| -> anyhow::Result<PlanSummary> {
+        let sum = PlanSummary::of(results);
+        let mut report = identity.clone();
+        let extra = serde_json::json!({
+            "episodes": results.len(),
+            "episodes_requested": seeds.len(),
+            "complete": results.len() == seeds.len(),
+            "success_rate": sum.rate,
+            "success_ci95": sum.ci,
+            "starts_at_goal": sum.at_goal,
+            "success_rate_moved": sum.rate_moved,
+            "success_ci95_moved": sum.ci_moved,
+            "mean_steps_to_success": if sum.mean_steps.is_finite() { serde_json::json!(sum.mean_steps) } else { serde_json::Value::Null },
+            "final_distance": sum.final_distance,
+            "final_distance_unit": "px",
+            "seconds_per_action": sum.seconds_per_action,
+            "results": results,
+            "command": command,
+        });
+        if let (Some(r), serde_json::Value::Object(e)) = (report.as_object_mut(), extra) {
+            r.extend(e);
+        }
+        foresight::data::write_atomic(&a.json, serde_json::to_string_pretty(&report)?.as_bytes())?;
+        Ok(sum)
+    };
+    let tty = std::io::stderr().is_terminal();
+    let bar = if tty { ProgressBar::new(seeds.len() as u64) } else { ProgressBar::hidden() };
+    bar.set_style(ProgressStyle::with_template("{bar:30} {pos}/{len} episodes {msg} eta {eta}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+    bar.set_position(results.len() as u64);
+    if !results.is_empty() {
+        eprintln!("resuming {}: {} of {} episodes done", a.json.display(), results.len(), seeds.len());
     }
+    for (i, &seed) in seeds.iter().enumerate().skip(results.len()) {
+        let mut film = Filmstrip { real: Vec::new(), imagined: Vec::new() };
+        let r = run_episode(&scene, seed, a.imagination, model.as_ref(), &mut oracle, &cfg, (i == a.gif_episode).then_some(&mut film))?;
+        if i == a.gif_episode {
+            // The episode's real frames beside what was imagined for them (black where nothing was).
+            let blank = vec![0u8; h * w * 3];
+            let real: Vec<&[u8]> = film.real.iter().map(|f| f.as_slice()).collect();
+            let imagined: Vec<Vec<u8>> = film.imagined.iter().map(|im| im.clone().unwrap_or_else(|| blank.clone())).collect();
+            foresight::media::write_comparison(&gif_path, &real, &[imagined], h, w)?;
+        }
+        let outcome = if r.success { "success" } else { "failure" };
+        let line = format!("episode {}/{}: {outcome} after {} steps, final distance {:.1} px, {:.3} s planning per action", i + 1, seeds.len(), r.steps, r.final_distance_px, r.seconds_per_action);
+        results.push(r);
+        let sum = write_report(&results)?;
+        let ok = results.iter().filter(|r| r.success).count();
+        if tty {
+            bar.set_message(format!("{ok}/{} succeeded", results.len()));
+            bar.inc(1);
+        } else {
+            eprintln!("{line}; {ok}/{} succeeded so far ({:.2})", results.len(), sum.rate);
+        }
+    }
+    bar.finish_and_clear();
+    let sum = write_report(&results)?;
     println!(
         "plan ({:?} imagination, {} starts of `{}`): success {:.2} [95% CI {:.2}, {:.2}], mean steps to success {:.1}, final distance {:.1} px, {:.3} s planning per action",
-        a.imagination, n, scene.name, rate, ci[0], ci[1], mean_steps, final_distance, spa
+        a.imagination,
+        results.len(),
+        scene.name,
+        sum.rate,
+        sum.ci[0],
+        sum.ci[1],
+        sum.mean_steps,
+        sum.final_distance,
+        sum.seconds_per_action
     );
-    println!("wrote {} and {} (real | imagined)", a.json.display(), gif_path.display());
+    if sum.at_goal > 0 {
+        println!("{} starts had the block in the goal already; over the other {}: success {:.2} [95% CI {:.2}, {:.2}]", sum.at_goal, results.len() - sum.at_goal, sum.rate_moved, sum.ci_moved[0], sum.ci_moved[1]);
+    }
+    println!("wrote {} and {} (episode {}: real | imagined | difference)", a.json.display(), gif_path.display(), a.gif_episode);
     Ok(())
+}
+
+/// The figures of a closed-loop run over the episodes done so far.
+struct PlanSummary {
+    rate: f64,
+    ci: [f64; 2],
+    /// Starts whose block already lay in the goal (success after 0 steps).
+    at_goal: usize,
+    /// Success over the other starts, where something had to be pushed.
+    rate_moved: f64,
+    ci_moved: [f64; 2],
+    mean_steps: f64,
+    final_distance: f64,
+    seconds_per_action: f64,
+}
+
+impl PlanSummary {
+    fn of(results: &[EpisodeResult]) -> Self {
+        use foresight_sim::control::wilson95;
+        let n = results.len().max(1) as f64;
+        let ok: Vec<_> = results.iter().filter(|r| r.success).collect();
+        let at_goal = results.iter().filter(|r| r.success && r.steps == 0).count();
+        let moved = results.len() - at_goal;
+        PlanSummary {
+            rate: ok.len() as f64 / n,
+            ci: wilson95(ok.len(), results.len()),
+            at_goal,
+            rate_moved: (ok.len() - at_goal) as f64 / moved.max(1) as f64,
+            ci_moved: wilson95(ok.len() - at_goal, moved),
+            mean_steps: if ok.is_empty() { f64::NAN } else { ok.iter().map(|r| r.steps as f64).sum::<f64>() / ok.len() as f64 },
+            final_distance: results.iter().map(|r| r.final_distance_px as f64).sum::<f64>() / n,
+            seconds_per_action: results.iter().map(|r| r.seconds_per_action).sum::<f64>() / n,
+        }
+    }
+}
+
+/// The finished episodes of the partial run at `path`, refused when it was another run.
+fn resumed_results(path: &std::path::Path, identity: &serde_json::Value, seeds: &[u64]) -> anyhow::Result<Vec<EpisodeResult>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {} to resume", path.display()))?;
+    let old: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{} is not a plan report", path.display()))?;
+    for (key, want) in identity.as_object().into_iter().flatten() {
+        // Compared as text, so that floats written and read back match.
+        let have = old.get(key).map(|v| v.to_string());
+        anyhow::ensure!(have.as_deref() == Some(want.to_string().as_str()), "{}: `{key}` differs from this run's ({} vs {want}); not resuming", path.display(), have.unwrap_or_else(|| "missing".into()));
+    }
+    let results: Vec<EpisodeResult> = serde_json::from_value(old.get("results").cloned().unwrap_or_default()).with_context(|| format!("{}: unreadable `results`", path.display()))?;
+    anyhow::ensure!(results.len() <= seeds.len(), "{}: {} episodes done, more than the {} asked for", path.display(), results.len(), seeds.len());
+    for (r, s) in results.iter().zip(seeds) {
+        anyhow::ensure!(r.seed == *s, "{}: episode seed {} is not this run's {s}", path.display(), r.seed);
+    }
+    Ok(results)
 }
 
 fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()> {

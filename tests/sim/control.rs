@@ -1,0 +1,75 @@
+//! Closed-loop control through `foresight-sim plan` with the oracle as imagination: it pushes the
+//! block home, the report is rewritten per episode, and `--resume` keeps finished episodes only
+//! when the settings match.
+
+use std::process::Command;
+
+use crate::{render_lock, root, tmpdir};
+
+fn plan(json: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_foresight-sim"))
+        .current_dir(root())
+        .args([
+            "plan",
+            "--scene",
+            "scenes/push.ron",
+            "--imagination",
+            "oracle",
+            "--seed",
+            "5000",
+            "--json",
+        ])
+        .arg(json)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn report(json: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap()
+}
+
+#[test]
+fn the_oracle_planner_pushes_the_block_home_and_a_stopped_run_resumes() {
+    let _g = render_lock();
+    let dir = tmpdir("plan");
+    let json = dir.join("oracle.json");
+    let out = plan(&json, &["--episodes", "2"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let first = report(&json);
+    assert_eq!(first["complete"], true);
+    assert_eq!(first["results"].as_array().unwrap().len(), 2);
+    // The default budget (16 candidates, one round, noise held 4 steps) solves these starts.
+    assert_eq!(first["success_rate"], 1.0, "{first}");
+    assert!(dir.join("oracle.gif").exists(), "the first episode's GIF");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("episode 2/2: success"),
+        "a progress line per episode: {stderr}"
+    );
+    // Resuming to 3 episodes keeps the 2 done (same bytes) and plays one more.
+    let out = plan(&json, &["--episodes", "3", "--resume"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let resumed = report(&json);
+    let rows = resumed["results"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[..2], first["results"].as_array().unwrap()[..]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 of 3 episodes done"));
+    // Other settings are refused, and the report is left as it was.
+    let out = plan(&json, &["--episodes", "4", "--resume", "--hold", "2"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`config` differs"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(report(&json), resumed);
+}
