@@ -85,6 +85,43 @@ impl Imagination for OracleImagination<'_> {
     }
 }
 
+/// The world model's costs audited by the oracle: every candidate the model scores is also played
+/// in clones of the true world, and how the two rankings agree is recorded (the oracle's share of
+/// the time is kept apart, so planning time stays the model's).
+struct Audited<'a, 'm> {
+    model: ModelImagination<'m>,
+    oracle: OracleImagination<'a>,
+    audit: &'a mut Audit,
+}
+
+/// Agreement of the model's candidate costs with the oracle's, summed over plans.
+#[derive(Debug, Default, Clone)]
+struct Audit {
+    spearman: f64,
+    regret_px: f64,
+    calls: usize,
+    seconds: f64,
+}
+
+impl Imagination for Audited<'_, '_> {
+    fn costs(&mut self, candidates: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>> {
+        let model = self.model.costs(candidates)?;
+        let t0 = Instant::now();
+        let truth = self.oracle.costs(candidates)?;
+        let pairs = |c: &[f32]| -> Vec<(f64, f64)> { c.iter().map(|&x| (x as f64, 0.0)).collect() };
+        let rho = foresight::plan::policies::spearman(&pairs(&model), &pairs(&truth));
+        let chosen = (0..model.len()).min_by(|&i, &j| model[i].total_cmp(&model[j])).unwrap_or(0);
+        let best = truth.iter().cloned().fold(f32::INFINITY, f32::min);
+        if rho.is_finite() {
+            self.audit.spearman += rho;
+            self.audit.regret_px += (truth[chosen] - best) as f64;
+            self.audit.calls += 1;
+        }
+        self.audit.seconds += t0.elapsed().as_secs_f64();
+        Ok(model)
+    }
+}
+
 /// Random costs: the planner then executes samples of its own distribution.
 pub struct RandomImagination(pub Rng);
 
@@ -122,6 +159,15 @@ pub struct EpisodeResult {
     pub final_distance_px: f32,
     /// Planning seconds per executed action.
     pub seconds_per_action: f64,
+    /// Model imagination: mean Spearman correlation of the model's candidate costs with the
+    /// oracle's costs of the same candidates from the same true state (1: the model ranks the
+    /// plans as physics would).
+    #[serde(default)]
+    pub cost_spearman_vs_oracle: Option<f64>,
+    /// Model imagination: mean oracle cost (px) of the candidate the model ranked first, above
+    /// the oracle's best candidate of the same batch.
+    #[serde(default)]
+    pub regret_px: Option<f64>,
 }
 
 /// What the first episode looked like: real frames and, per step, the imagined frame of it.
@@ -161,6 +207,7 @@ pub fn run_episode(
     }
     let mut rng = Rng::new(seed ^ 0x7261_6e64);
     let mut planning = 0.0f64;
+    let mut audit = Audit::default();
     let inside = |w: &SimWorld| {
         let s = w.body_states();
         camera.project(s[geometry.body].position).is_some_and(|p| geometry.inside(p))
@@ -178,8 +225,11 @@ pub fn run_episode(
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
                 let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff };
-                let mut imag = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
-                planner.plan(&mut imag)?
+                let model = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
+                let before = audit.seconds;
+                let plan = planner.plan(&mut Audited { model, oracle: OracleImagination::new(&world, &geometry, cfg.shape), audit: &mut audit })?;
+                planning -= audit.seconds - before;
+                plan
             }
         };
         planning += t0.elapsed().as_secs_f64();
@@ -222,7 +272,16 @@ pub fn run_episode(
     }
     let s = world.body_states();
     let final_distance_px = geometry.distance_px(camera.project(s[geometry.body].position));
-    Ok(EpisodeResult { seed, success, steps, final_distance_px, seconds_per_action: planning / steps.max(1) as f64 })
+    let audited = |x: f64| (audit.calls > 0).then(|| x / audit.calls as f64);
+    Ok(EpisodeResult {
+        seed,
+        success,
+        steps,
+        final_distance_px,
+        seconds_per_action: planning / steps.max(1) as f64,
+        cost_spearman_vs_oracle: audited(audit.spearman),
+        regret_px: audited(audit.regret_px),
+    })
 }
 
 /// Wilson score interval of a success rate at 95%.

@@ -201,6 +201,10 @@ struct PlanArgs {
     /// Model imagination: noise temperature (0 imagines the mean future).
     #[arg(long)]
     temperature: Option<f32>,
+    /// Model imagination: re-encode every N-th predicted frame, or `off` (default: the
+    /// checkpoint's).
+    #[arg(long)]
+    reencode_every: Option<foresight::model::diffusion::ReencodeEvery>,
     /// Continue the run whose partial JSON is at `--json` (written after every episode): its
     /// finished episodes are kept when its scene, checkpoint, imagination, seed and settings
     /// match these.
@@ -377,8 +381,10 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         replan_every: a.replan_every,
         max_steps: a.max_steps,
         shape: CostShape { approach: a.approach, standoff: a.standoff },
-        sampler: match (&model, a.sampler_steps, a.temperature) {
-            (Some(m), steps, temperature) if steps.is_some() || temperature.is_some() => Some(m.meta.sampler.overridden(steps, temperature, None).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?),
+        sampler: match &model {
+            Some(m) if a.sampler_steps.is_some() || a.temperature.is_some() || a.reencode_every.is_some() => {
+                Some(m.meta.sampler.overridden(a.sampler_steps, a.temperature, a.reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?)
+            }
             _ => None,
         },
     };
@@ -414,6 +420,8 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             "final_distance": sum.final_distance,
             "final_distance_unit": "px",
             "seconds_per_action": sum.seconds_per_action,
+            "cost_spearman_vs_oracle": sum.spearman,
+            "regret_px": sum.regret,
             "results": results,
             "command": command,
         });
@@ -441,7 +449,8 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             foresight::media::write_comparison(&gif_path, &real, &[imagined], h, w)?;
         }
         let outcome = if r.success { "success" } else { "failure" };
-        let line = format!("episode {}/{}: {outcome} after {} steps, final distance {:.1} px, {:.3} s planning per action", i + 1, seeds.len(), r.steps, r.final_distance_px, r.seconds_per_action);
+        let audit = r.cost_spearman_vs_oracle.map_or(String::new(), |rho| format!(", cost Spearman vs oracle {rho:.2}"));
+        let line = format!("episode {}/{}: {outcome} after {} steps, final distance {:.1} px, {:.3} s planning per action{audit}", i + 1, seeds.len(), r.steps, r.final_distance_px, r.seconds_per_action);
         results.push(r);
         let sum = write_report(&results)?;
         let ok = results.iter().filter(|r| r.success).count();
@@ -466,6 +475,9 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         sum.final_distance,
         sum.seconds_per_action
     );
+    if let (Some(rho), Some(regret)) = (sum.spearman, sum.regret) {
+        println!("the model's candidate costs against the oracle's on the same candidates: Spearman {rho:.3}, regret {regret:.2} px per plan");
+    }
     if sum.at_goal > 0 {
         println!("{} starts had the block in the goal already; over the other {}: success {:.2} [95% CI {:.2}, {:.2}]", sum.at_goal, results.len() - sum.at_goal, sum.rate_moved, sum.ci_moved[0], sum.ci_moved[1]);
     }
@@ -485,6 +497,9 @@ struct PlanSummary {
     mean_steps: f64,
     final_distance: f64,
     seconds_per_action: f64,
+    /// Model imagination: the episodes' mean agreement with the oracle on candidate costs.
+    spearman: Option<f64>,
+    regret: Option<f64>,
 }
 
 impl PlanSummary {
@@ -503,8 +518,15 @@ impl PlanSummary {
             mean_steps: if ok.is_empty() { f64::NAN } else { ok.iter().map(|r| r.steps as f64).sum::<f64>() / ok.len() as f64 },
             final_distance: results.iter().map(|r| r.final_distance_px as f64).sum::<f64>() / n,
             seconds_per_action: results.iter().map(|r| r.seconds_per_action).sum::<f64>() / n,
+            spearman: mean(results.iter().filter_map(|r| r.cost_spearman_vs_oracle)),
+            regret: mean(results.iter().filter_map(|r| r.regret_px)),
         }
     }
+}
+
+fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
+    let v: Vec<f64> = v.collect();
+    (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
 /// The finished episodes of the partial run at `path`, refused when it was another run.
