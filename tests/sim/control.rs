@@ -1,24 +1,19 @@
-//! Closed-loop control through `foresight-sim plan` with the oracle as imagination: it pushes the
+//! Closed-loop control through `foresight-sim plan`: with the oracle as imagination it pushes the
 //! block home, the report is rewritten per episode, and `--resume` keeps finished episodes only
-//! when the settings match.
+//! when the settings match; with the model, its candidate costs are audited by the oracle.
 
 use std::process::Command;
 
 use crate::{render_lock, root, tmpdir};
 
 fn plan(json: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    plan_with("oracle", json, extra)
+}
+
+fn plan_with(imagination: &str, json: &std::path::Path, extra: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_foresight-sim"))
         .current_dir(root())
-        .args([
-            "plan",
-            "--scene",
-            "scenes/push.ron",
-            "--imagination",
-            "oracle",
-            "--seed",
-            "5000",
-            "--json",
-        ])
+        .args(["plan", "--scene", "scenes/push.ron", "--imagination", imagination, "--seed", "5000", "--json"])
         .arg(json)
         .args(extra)
         .output()
@@ -72,4 +67,25 @@ fn the_oracle_planner_pushes_the_block_home_and_a_stopped_run_resumes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(report(&json), resumed);
+}
+
+#[test]
+fn the_model_planner_is_audited_by_the_oracle_on_the_same_candidates() {
+    let _g = render_lock();
+    let dir = tmpdir("plan-model");
+    let json = dir.join("model.json");
+    let out = plan_with("model", &json, &["--checkpoint", "assets/push.safetensors", "--episodes", "1", "--max-steps", "8", "--temperature", "0"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let r = report(&json);
+    let row = &r["results"][0];
+    assert_eq!(row["steps"], 8, "{r}");
+    let rho = row["cost_spearman_vs_oracle"].as_f64().unwrap();
+    let regret = row["regret_px"].as_f64().unwrap();
+    assert!((-1.0..=1.0).contains(&rho) && regret >= 0.0, "{rho} {regret}");
+    assert!(r["seconds_per_action"].as_f64().unwrap() > 0.0);
+    assert_eq!(r["config"]["sampler"]["temperature"], 0.0);
+    // The oracle's own runs carry no audit.
+    let out = plan(&dir.join("oracle.json"), &["--episodes", "1", "--max-steps", "8"]);
+    assert!(out.status.success());
+    assert!(report(&dir.join("oracle.json"))["results"][0]["cost_spearman_vs_oracle"].is_null());
 }
