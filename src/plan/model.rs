@@ -36,6 +36,20 @@ pub struct ModelImagination<'a> {
     sampler: SamplerConfig,
     cost: ModelCost,
     seed: u64,
+    /// With the task cost: candidates scored, and how many of their last frames showed no goal
+    /// body or no agent (located by colour).
+    pub lost: LostCount,
+}
+
+/// How often imagined last frames lost a body (the task cost then charges the most).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LostCount {
+    /// Candidates scored.
+    pub scored: usize,
+    /// Of those, frames without the goal body.
+    pub body: usize,
+    /// Frames without the agent.
+    pub agent: usize,
 }
 
 impl<'a> ModelImagination<'a> {
@@ -47,7 +61,7 @@ impl<'a> ModelImagination<'a> {
             let n: usize = model.meta.dit.latent.iter().product();
             anyhow::ensure!(g.len() == n, "the goal latent has {} values; the model's latent has {n}", g.len());
         }
-        Ok(ModelImagination { model, context, past, start, sampler, cost, seed })
+        Ok(ModelImagination { model, context, past, start, sampler, cost, seed, lost: LostCount::default() })
     }
 }
 
@@ -61,8 +75,12 @@ impl Imagination for ModelImagination<'_> {
         match &self.cost {
             ModelCost::Task { geometry, approach, standoff } => {
                 let frames = self.model.decode(&last)?;
+                let lost = &mut self.lost;
                 Ok(frames.iter().map(|f| {
                     let (body, agent) = geometry.locate(f);
+                    lost.scored += 1;
+                    lost.body += body.is_none() as usize;
+                    lost.agent += agent.is_none() as usize;
                     geometry.cost(body, agent, *approach, *standoff)
                 }).collect())
             }

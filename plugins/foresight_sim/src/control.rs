@@ -101,11 +101,17 @@ struct Audit {
     regret_px: f64,
     calls: usize,
     seconds: f64,
+    lost: foresight::plan::model::LostCount,
 }
 
 impl Imagination for Audited<'_, '_> {
     fn costs(&mut self, candidates: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>> {
+        let before = self.model.lost;
         let model = self.model.costs(candidates)?;
+        let after = self.model.lost;
+        self.audit.lost.scored += after.scored - before.scored;
+        self.audit.lost.body += after.body - before.body;
+        self.audit.lost.agent += after.agent - before.agent;
         let t0 = Instant::now();
         let truth = self.oracle.costs(candidates)?;
         let pairs = |c: &[f32]| -> Vec<(f64, f64)> { c.iter().map(|&x| (x as f64, 0.0)).collect() };
@@ -168,6 +174,10 @@ pub struct EpisodeResult {
     /// the oracle's best candidate of the same batch.
     #[serde(default)]
     pub regret_px: Option<f64>,
+    /// Model imagination: fraction of scored candidates whose last imagined frame showed no goal
+    /// body (charged the largest distance).
+    #[serde(default)]
+    pub imagined_body_lost: Option<f64>,
 }
 
 /// What the first episode looked like: real frames and, per step, the imagined frame of it.
@@ -281,6 +291,7 @@ pub fn run_episode(
         seconds_per_action: planning / steps.max(1) as f64,
         cost_spearman_vs_oracle: audited(audit.spearman),
         regret_px: audited(audit.regret_px),
+        imagined_body_lost: (audit.lost.scored > 0).then(|| audit.lost.body as f64 / audit.lost.scored as f64),
     })
 }
 

@@ -178,6 +178,9 @@ struct PlanArgs {
     /// Steps sharing one noise draw in the candidates (1: independent per step).
     #[arg(long, default_value_t = 4)]
     hold: usize,
+    /// Starting standard deviation of the candidates, as a fraction of each action's range.
+    #[arg(long, default_value_t = 0.5)]
+    init_std: f32,
     /// Steps before an episode fails.
     #[arg(long, default_value_t = 120)]
     max_steps: usize,
@@ -377,7 +380,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         anyhow::ensure!(overlap == 0, "{overlap} of the {} starts were training episodes of the checkpoint; choose another --seed", seeds.len());
     }
     let cfg = ControlConfig {
-        planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, hold: a.hold, ..PlannerConfig::default() },
+        planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, hold: a.hold, init_std: a.init_std, ..PlannerConfig::default() },
         replan_every: a.replan_every,
         max_steps: a.max_steps,
         shape: CostShape { approach: a.approach, standoff: a.standoff },
@@ -422,6 +425,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             "seconds_per_action": sum.seconds_per_action,
             "cost_spearman_vs_oracle": sum.spearman,
             "regret_px": sum.regret,
+            "imagined_body_lost": mean(results.iter().filter_map(|r| r.imagined_body_lost)),
             "results": results,
             "command": command,
         });
@@ -449,7 +453,10 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             foresight::media::write_comparison(&gif_path, &real, &[imagined], h, w)?;
         }
         let outcome = if r.success { "success" } else { "failure" };
-        let audit = r.cost_spearman_vs_oracle.map_or(String::new(), |rho| format!(", cost Spearman vs oracle {rho:.2}"));
+        let audit = match (r.cost_spearman_vs_oracle, r.imagined_body_lost) {
+            (Some(rho), Some(lost)) => format!(", cost Spearman vs oracle {rho:.2}, block lost in {:.0}% of imagined futures", 100.0 * lost),
+            _ => String::new(),
+        };
         let line = format!("episode {}/{}: {outcome} after {} steps, final distance {:.1} px, {:.3} s planning per action{audit}", i + 1, seeds.len(), r.steps, r.final_distance_px, r.seconds_per_action);
         results.push(r);
         let sum = write_report(&results)?;
