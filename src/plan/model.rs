@@ -37,7 +37,7 @@ pub struct ModelImagination<'a> {
     cost: ModelCost,
     seed: u64,
     /// With the task cost: candidates scored, and how many of their last frames showed no goal
-    /// body or no agent (located by colour).
+    /// body (located by colour).
     pub lost: LostCount,
 }
 
@@ -48,8 +48,6 @@ pub struct LostCount {
     pub scored: usize,
     /// Of those, frames without the goal body.
     pub body: usize,
-    /// Frames without the agent.
-    pub agent: usize,
 }
 
 impl<'a> ModelImagination<'a> {
@@ -80,7 +78,6 @@ impl Imagination for ModelImagination<'_> {
                     let (body, agent) = geometry.locate(f);
                     lost.scored += 1;
                     lost.body += body.is_none() as usize;
-                    lost.agent += agent.is_none() as usize;
                     geometry.cost(body, agent, *approach, *standoff)
                 }).collect())
             }

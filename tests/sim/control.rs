@@ -82,6 +82,7 @@ fn the_model_planner_is_audited_by_the_oracle_on_the_same_candidates() {
     let rho = row["cost_spearman_vs_oracle"].as_f64().unwrap();
     let regret = row["regret_px"].as_f64().unwrap();
     assert!((-1.0..=1.0).contains(&rho) && regret >= 0.0, "{rho} {regret}");
+    assert!((0.0..=1.0).contains(&row["imagined_body_lost"].as_f64().unwrap()));
     assert!(r["seconds_per_action"].as_f64().unwrap() > 0.0);
     assert_eq!(r["config"]["sampler"]["temperature"], 0.0);
     // The oracle's own runs carry no audit.

@@ -139,3 +139,25 @@ fn frame_reward_agrees_with_physics_and_the_sim_env_steps() {
     assert_ne!(s.frame, f0);
     assert!(env.step(&[f32::NAN, 0.0]).is_err());
 }
+
+#[test]
+fn the_held_policy_holds_planner_like_actions_for_four_steps() {
+    let scene = Arc::new(Scene::load(root().join("scenes/push.ron")).unwrap());
+    let world = SimWorld::new(scene.clone(), 3).unwrap();
+    let play = |seed| {
+        let mut p = foresight_sim::policy::Policy::new(PolicyKind::Held, seed, scene.action_dim());
+        (0..256).map(|_| p.act(&world)).collect::<Vec<_>>()
+    };
+    let acts = play(5);
+    assert_eq!(acts, play(5), "same seed, same actions");
+    assert_ne!(acts, play(6));
+    for block in acts.chunks(4) {
+        assert!(block.iter().all(|a| a == &block[0]), "one action per 4 steps: {block:?}");
+    }
+    assert!(acts.chunks(4).zip(acts.chunks(4).skip(1)).all(|(a, b)| a[0] != b[0]), "each block draws anew");
+    let values: Vec<f32> = acts.iter().step_by(4).flatten().copied().collect();
+    assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)));
+    // Half the range as standard deviation: about a third of the values saturate.
+    let saturated = values.iter().filter(|v| v.abs() == 1.0).count() as f32 / values.len() as f32;
+    assert!((0.2..0.45).contains(&saturated), "{saturated}");
+}

@@ -111,7 +111,6 @@ impl Imagination for Audited<'_, '_> {
         let after = self.model.lost;
         self.audit.lost.scored += after.scored - before.scored;
         self.audit.lost.body += after.body - before.body;
-        self.audit.lost.agent += after.agent - before.agent;
         let t0 = Instant::now();
         let truth = self.oracle.costs(candidates)?;
         let pairs = |c: &[f32]| -> Vec<(f64, f64)> { c.iter().map(|&x| (x as f64, 0.0)).collect() };

@@ -1,5 +1,6 @@
-//! Data-collection policies: smooth random actions (Ornstein-Uhlenbeck), a scripted goal-seeking
-//! policy that works for every scene's action type, and zero actions.
+//! Data-collection policies: smooth random actions (Ornstein-Uhlenbeck), held random actions (the
+//! distribution a planner's candidates are drawn from), a scripted goal-seeking policy that works
+//! for every scene's action type, and zero actions.
 //!
 //! The scripted policy decides where the agent should move (behind the goal body, so that moving
 //! on pushes it to the goal region, going around it when on the wrong side), turns that into a
@@ -20,6 +21,10 @@ pub enum PolicyKind {
     Random,
     /// Goal-seeking, contact-making, with a little OU noise.
     Scripted,
+    /// Random actions drawn like `foresight-sim plan`'s candidates (normal around the middle of
+    /// each range with half the range as standard deviation, clamped, so often saturated), each
+    /// held for 4 steps: the hard, sustained pushes a planner asks the model about.
+    Held,
     /// All zeros.
     Zero,
 }
@@ -30,6 +35,7 @@ impl PolicyKind {
         match self {
             PolicyKind::Random => "random",
             PolicyKind::Scripted => "scripted",
+            PolicyKind::Held => "held",
             PolicyKind::Zero => "zero",
         }
     }
@@ -45,9 +51,14 @@ pub struct Policy {
     noise: f32,
     /// Scripted: a per-episode offset of the push point, for variety.
     aim: f32,
+    /// Held: the current action and the steps it still holds.
+    held: (Vec<f32>, usize),
 }
 
 type V3 = [f32; 3];
+
+/// Steps each action of the held policy lasts (the planner's default `--hold`).
+const HOLD_STEPS: usize = 4;
 
 fn sub(a: V3, b: V3) -> V3 {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
@@ -76,7 +87,7 @@ impl Policy {
     pub fn new(kind: PolicyKind, seed: u64, dim: usize) -> Self {
         let mut rng = Rng::new(seed ^ 0x0070_6f6c_6963_79);
         let aim = rng.range(-0.4, 0.4);
-        Policy { kind, rng, ou: vec![0.0; dim], noise: 0.1, aim }
+        Policy { kind, rng, ou: vec![0.0; dim], noise: 0.1, aim, held: (Vec::new(), 0) }
     }
 
     /// Changes the noise of the scripted policy (fraction of each channel's range).
@@ -103,6 +114,14 @@ impl Policy {
                     let (mid, half) = ((ch.high + ch.low) / 2.0, (ch.high - ch.low) / 2.0);
                     (mid + half * x).clamp(ch.low, ch.high)
                 }).collect()
+            }
+            PolicyKind::Held => {
+                if self.held.1 == 0 {
+                    let rng = &mut self.rng;
+                    self.held = (scene.actions.iter().map(|ch| ((ch.high + ch.low) / 2.0 + 0.5 * (ch.high - ch.low) * rng.normal()).clamp(ch.low, ch.high)).collect(), HOLD_STEPS);
+                }
+                self.held.1 -= 1;
+                self.held.0.clone()
             }
             PolicyKind::Scripted => {
                 let base = self.scripted(world);
