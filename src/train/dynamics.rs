@@ -76,7 +76,17 @@ pub struct DynamicsConfig {
     /// Most context frames replaced by predictions in one window (absent: 2).
     #[serde(default = "default_self_depth")]
     pub self_context_depth: usize,
+    /// Fraction of windows drawn as forward, uncaptioned windows whose target is a frame in which
+    /// an object (not the agent) moved at least `MOVING_PX` pixels: contacts and what follows
+    /// them are a small share of the frames (about 12% in push), and the model learns them least.
+    /// Validation keeps uniform windows. 0 (absent) draws every window uniformly.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub moving_fraction: f64,
 }
+
+/// An object that moved at least this far (pixels) from the frame before makes a frame a
+/// `moving_fraction` target.
+pub const MOVING_PX: f32 = 0.5;
 
 fn default_self_depth() -> usize {
     2
@@ -84,7 +94,7 @@ fn default_self_depth() -> usize {
 
 impl DynamicsConfig {
     fn check(&self) -> anyhow::Result<()> {
-        for (name, v) in [("action_dropout", self.action_dropout), ("text_fraction", self.text_fraction), ("reverse_fraction", self.reverse_fraction), ("anchor_fraction", self.anchor_fraction), ("self_context", self.self_context)] {
+        for (name, v) in [("action_dropout", self.action_dropout), ("text_fraction", self.text_fraction), ("reverse_fraction", self.reverse_fraction), ("anchor_fraction", self.anchor_fraction), ("self_context", self.self_context), ("moving_fraction", self.moving_fraction)] {
             anyhow::ensure!((0.0..=1.0).contains(&v), "dynamics: {name} {v} must be in [0, 1]");
         }
         anyhow::ensure!(self.self_context == 0.0 || (1..self.context).contains(&self.self_context_depth), "dynamics: self_context_depth {} must be in 1..{}", self.self_context_depth, self.context);
@@ -144,6 +154,27 @@ struct Sampling<'a> {
     delta_scale: f32,
     /// Body names (captions).
     names: &'a [String],
+    /// `(episode, frame)` of the frames an object moved into (`moving_fraction`'s targets).
+    moving: &'a [(usize, usize)],
+}
+
+/// `(episode, frame)` of every frame in which a body of role `object` moved at least `MOVING_PX`
+/// pixels from the frame before (by the recorded states).
+fn moving_frames(eps: &[EpisodeLatents], objects: &[usize], bodies: usize) -> Vec<(usize, usize)> {
+    let mut out = Vec::new();
+    for (i, e) in eps.iter().enumerate() {
+        for t in 1..e.frames {
+            let moved = objects.iter().any(|&b| {
+                let (p, q) = (e.pos[(t - 1) * bodies + b], e.pos[t * bodies + b]);
+                let d = ((q[0] - p[0]).powi(2) + (q[1] - p[1]).powi(2)).sqrt();
+                d >= MOVING_PX
+            });
+            if moved {
+                out.push((i, t));
+            }
+        }
+    }
+    out
 }
 
 /// Draws `b` windows. Most are plain: a target frame and 1 to K context frames before it, with
@@ -174,15 +205,25 @@ fn make_batch(eps: &[EpisodeLatents], rng: &mut Rng, b: usize, sm: &Sampling, de
     let mut anchor_mask = vec![0f32; b];
     let mut anchor_dist = vec![0f32; b];
     for i in 0..b {
-        let e = &eps[rng.below(eps.len())];
+        // A window on a frame an object moved into (`moving_fraction`), else a uniform one.
+        let focus = if dc.moving_fraction > 0.0 && !sm.moving.is_empty() && (rng.uniform() as f64) < dc.moving_fraction {
+            let (ei, t) = sm.moving[rng.below(sm.moving.len())];
+            // The chunk's F frames must fit.
+            (t + f <= eps[ei].frames).then_some((ei, t))
+        } else {
+            None
+        };
+        let e = &eps[focus.map_or_else(|| rng.below(eps.len()), |(ei, _)| ei)];
         // The caption encoder's config when this window is a captioned clip.
-        let clip_text = cfg.text.as_ref().filter(|_| e.frames > CLIP_STEPS && CLIP_STEPS >= f && (rng.uniform() as f64) < dc.text_fraction);
+        let clip_text = cfg.text.as_ref().filter(|_| focus.is_none() && e.frames > CLIP_STEPS && CLIP_STEPS >= f && (rng.uniform() as f64) < dc.text_fraction);
         let captioned = clip_text.is_some();
-        let dir: isize = if !captioned && cfg.bidirectional && (rng.uniform() as f64) < dc.reverse_fraction { -1 } else { 1 };
+        let dir: isize = if focus.is_none() && !captioned && cfg.bidirectional && (rng.uniform() as f64) < dc.reverse_fraction { -1 } else { 1 };
         let last = e.frames as isize - 1;
         // First target frame t (the chunk's F frames run from it in the window's direction) and
         // how many frames lie behind it.
-        let (t, behind) = if let Some(text_cfg) = clip_text {
+        let (t, behind) = if let Some((_, t)) = focus {
+            (t as isize, t)
+        } else if let Some(text_cfg) = clip_text {
             let s0 = rng.below(e.frames - CLIP_STEPS);
             let j = 1 + rng.below(CLIP_STEPS + 1 - f);
             let first: Vec<[f32; 2]> = e.pos[s0 * nb..(s0 + 1) * nb].to_vec();
@@ -604,7 +645,15 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         save_json(&state_path, state)?;
         Ok(())
     };
-    let sm = Sampling { dit: &dit_cfg, dyn_cfg: dc, delta_scale: meta.delta_scale, names: &names };
+    let objects: Vec<usize> = m.bodies.iter().enumerate().filter(|(_, b)| b.role == crate::scene::Role::Object).map(|(i, _)| i).collect();
+    let moving = if dc.moving_fraction > 0.0 { moving_frames(&train, &objects, m.bodies.len()) } else { Vec::new() };
+    if dc.moving_fraction > 0.0 {
+        let frames: usize = train.iter().map(|e| e.frames - 1).sum();
+        eprintln!("dynamics: {} of {} training frames have an object moving (>= {MOVING_PX} px); {:.0}% of windows target them", moving.len(), frames, dc.moving_fraction * 100.0);
+    }
+    let sm = Sampling { dit: &dit_cfg, dyn_cfg: dc, delta_scale: meta.delta_scale, names: &names, moving: &moving };
+    // Validation draws uniform windows, comparable with runs without `moving_fraction`.
+    let val_sm = Sampling { moving: &[], ..sm };
     // Self-generated context is drawn as a rollout would be: without guidance, and re-encoded
     // as images when the checkpoint's sampler re-encodes.
     let gen_sampler = SamplerConfig { guidance: 1.0, text_guidance: 1.0, ..job.sampler };
@@ -635,7 +684,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             let mut vr = Rng::new(0x5eed);
             let mut total = 0.0;
             for _ in 0..4 {
-                let vb = make_batch(&val, &mut vr, 32, &sm, &device)?;
+                let vb = make_batch(&val, &mut vr, 32, &val_sm, &device)?;
                 total += batch_loss(&wm, &vb, dc, &mut vr)?.to_scalar::<f32>()? as f64 / 4.0;
             }
             val_loss = total;
@@ -728,12 +777,13 @@ pub fn measure_train_speed(meta: &WorldModelMeta, batch: usize, steps: usize) ->
         token_actions: meta.dit.token_actions,
         self_context: 0.0,
         self_context_depth: 2,
+        moving_fraction: 0.0,
     };
     let names: Vec<String> = meta.bodies.iter().map(|b| b.name.clone()).collect();
     let mut best = f64::INFINITY;
     for i in 0..=steps {
         let t = Instant::now();
-        let sm = Sampling { dit: &meta.dit, dyn_cfg: &cfg, delta_scale: 1.0, names: &names };
+        let sm = Sampling { dit: &meta.dit, dyn_cfg: &cfg, delta_scale: 1.0, names: &names, moving: &[] };
         let b = make_batch(&eps, &mut rng, batch, &sm, &device)?;
         let loss = batch_loss(&wm, &b, &cfg, &mut rng)?;
         opt.step(&loss.backward()?)?;
@@ -769,6 +819,69 @@ mod tests {
         self_condition_case(true, 2);
     }
 
+    /// `moving_fraction`: the frames an object moved into are found from the states (the agent's
+    /// motion does not count), and at fraction 1 every window is a forward one whose target is
+    /// such a frame, with the true context before it.
+    #[test]
+    fn moving_fraction_draws_targets_where_an_object_moved() {
+        let meta = DitConfig { latent: [1, 2, 2], patch: 1, context: 2, action_dim: 1, dim: 8, depth: 1, heads: 1, mlp_ratio: 1, text: None, bidirectional: true, chunk: 1, token_actions: false };
+        let cells = 4;
+        // Two bodies: 0 the agent (moves every frame), 1 an object (moves into frames 3 and 7 of
+        // episode 1 only; 0.4 px into frame 5, under the threshold).
+        let ep = |id: usize| {
+            let frames = 10;
+            let mut pos = Vec::new();
+            let mut obj = [10.0f32, 10.0];
+            for t in 0..frames {
+                if id == 1 && (t == 3 || t == 7) {
+                    obj[0] += 1.0;
+                }
+                if id == 1 && t == 5 {
+                    obj[1] += 0.4;
+                }
+                pos.push([t as f32 * 2.0, 0.0]);
+                pos.push(obj);
+            }
+            // Latent of frame t, cell c: 100·episode + 10·t + c.
+            let z = (0..frames * cells).map(|i| (100 * id + 10 * (i / cells) + i % cells) as f32).collect();
+            EpisodeLatents { z, actions: vec![0.5; frames - 1], frames, pos }
+        };
+        let eps = vec![ep(0), ep(1)];
+        let moving = moving_frames(&eps, &[1], 2);
+        assert_eq!(moving, vec![(1, 3), (1, 7)]);
+        let dc: DynamicsConfig = serde_json::from_value(serde_json::json!({
+            "context": 2, "patch": 1, "dim": 8, "depth": 1, "heads": 1, "mlp_ratio": 1, "action_dropout": 0.0,
+            "max_context_noise": 0.0, "moving_weight": 0.0, "bidirectional": true, "reverse_fraction": 0.5,
+            "anchor_fraction": 0.0, "moving_fraction": 1.0
+        }))
+        .unwrap();
+        dc.check().unwrap();
+        let names = vec!["disc".to_string(), "block".to_string()];
+        let sm = Sampling { dit: &meta, dyn_cfg: &dc, delta_scale: 1.0, names: &names, moving: &moving };
+        let mut rng = Rng::new(9);
+        let b = make_batch(&eps, &mut rng, 32, &sm, &Device::Cpu).unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let (target, ctx, reverse) = (flat(&b.target), flat(&b.context), flat(&b.reverse));
+        let mut seen = [false; 2];
+        for i in 0..32 {
+            assert_eq!(reverse[i], 0.0, "window {i} runs backwards");
+            // Target = frame t minus frame t-1 of episode 1: 10 per cell.
+            assert!(target[i * cells..(i + 1) * cells].iter().all(|&d| d == 10.0), "window {i}: target {:?}", &target[i * cells..(i + 1) * cells]);
+            // The last context slot is frame t-1 of episode 1 (t = 3 or 7).
+            let last = ctx[(i * 2 + 1) * cells];
+            assert!(last == 120.0 || last == 160.0, "window {i}: last context frame starts {last}");
+            seen[(last == 160.0) as usize] = true;
+        }
+        assert!(seen[0] && seen[1], "both moving frames are drawn");
+        // Fraction 0: windows are drawn uniformly again (frames without object motion appear).
+        let dc0 = DynamicsConfig { moving_fraction: 0.0, ..dc.clone() };
+        let sm0 = Sampling { dyn_cfg: &dc0, ..sm };
+        let b0 = make_batch(&eps, &mut Rng::new(9), 32, &sm0, &Device::Cpu).unwrap();
+        assert!(flat(&b0.context).chunks(cells).any(|c| c[0] < 100.0), "episode 0 never drawn without moving_fraction");
+        // Out of range is refused.
+        assert!(DynamicsConfig { moving_fraction: 1.5, ..dc }.check().is_err());
+    }
+
     fn self_condition_case(reencode_frames: bool, every: usize) {
         let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
         let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
@@ -791,7 +904,7 @@ mod tests {
         .unwrap();
         dc.check().unwrap();
         let names = vec!["a".to_string(), "b".to_string()];
-        let sm = Sampling { dit: &meta.dit, dyn_cfg: &dc, delta_scale: 0.5, names: &names };
+        let sm = Sampling { dit: &meta.dit, dyn_cfg: &dc, delta_scale: 0.5, names: &names, moving: &[] };
         let mut batch = make_batch(&eps, &mut rng, 48, &sm, &device).unwrap();
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         let (ctx0, target0, cmask) = (flat(&batch.context), flat(&batch.target), flat(&batch.context_mask));
