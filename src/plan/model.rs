@@ -39,6 +39,11 @@ pub struct ModelImagination<'a> {
     /// With the task cost: candidates scored, and how many of their last frames showed no goal
     /// body (located by colour).
     pub lost: LostCount,
+    /// With the task cost: the goal body and the agent located in the last context frame, and in
+    /// each candidate's last imagined frame of the latest `costs` call (pixels; None: not found).
+    pub located_start: (Option<[f32; 2]>, Option<[f32; 2]>),
+    /// See `located_start`.
+    pub located: Vec<(Option<[f32; 2]>, Option<[f32; 2]>)>,
 }
 
 /// How often imagined last frames lost a body (the task cost then charges the most).
@@ -59,7 +64,11 @@ impl<'a> ModelImagination<'a> {
             let n: usize = model.meta.dit.latent.iter().product();
             anyhow::ensure!(g.len() == n, "the goal latent has {} values; the model's latent has {n}", g.len());
         }
-        Ok(ModelImagination { model, context, past, start, sampler, cost, seed, lost: LostCount::default() })
+        let located_start = match (&cost, context.last()) {
+            (ModelCost::Task { geometry, .. }, Some(f)) => geometry.locate(f),
+            _ => (None, None),
+        };
+        Ok(ModelImagination { model, context, past, start, sampler, cost, seed, lost: LostCount::default(), located_start, located: Vec::new() })
     }
 }
 
@@ -74,8 +83,11 @@ impl Imagination for ModelImagination<'_> {
             ModelCost::Task { geometry, approach, standoff } => {
                 let frames = self.model.decode(&last)?;
                 let lost = &mut self.lost;
+                self.located.clear();
+                let located = &mut self.located;
                 Ok(frames.iter().map(|f| {
                     let (body, agent) = geometry.locate(f);
+                    located.push((body, agent));
                     lost.scored += 1;
                     lost.body += body.is_none() as usize;
                     geometry.cost(body, agent, *approach, *standoff)

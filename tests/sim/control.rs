@@ -83,6 +83,13 @@ fn the_model_planner_is_audited_by_the_oracle_on_the_same_candidates() {
     let regret = row["regret_px"].as_f64().unwrap();
     assert!((-1.0..=1.0).contains(&rho) && regret >= 0.0, "{rho} {regret}");
     assert!((0.0..=1.0).contains(&row["imagined_body_lost"].as_f64().unwrap()));
+    // Where the imagined bodies end against the truth: the agent is tracked within a few pixels
+    // over 8 steps, and the errors are finite distances inside the 64-pixel frame.
+    let body_err = row["imagined_body_error_px"].as_f64().unwrap();
+    let agent_err = row["imagined_agent_error_px"].as_f64().unwrap();
+    assert!((0.0..64.0).contains(&body_err) && (0.0..64.0).contains(&agent_err), "{body_err} {agent_err}");
+    assert!(row["pushing_candidates"].as_u64().is_some(), "{r}");
+    assert_eq!(r["imagined_body_error_px"], row["imagined_body_error_px"]);
     assert!(r["seconds_per_action"].as_f64().unwrap() > 0.0);
     assert_eq!(r["config"]["sampler"]["temperature"], 0.0);
     // The oracle's own runs carry no audit.

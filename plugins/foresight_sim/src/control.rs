@@ -51,37 +51,49 @@ pub struct OracleImagination<'a> {
     geometry: &'a GoalGeometry,
     camera: PixelCamera,
     shape: CostShape,
+    /// The goal body and the agent (projected, pixels) at the end of each candidate of the latest
+    /// `costs` call.
+    pub positions: Vec<(Option<[f32; 2]>, Option<[f32; 2]>)>,
 }
 
 impl<'a> OracleImagination<'a> {
     /// From the true world's current state.
     pub fn new(start: &'a SimWorld, geometry: &'a GoalGeometry, shape: CostShape) -> Self {
-        OracleImagination { start, geometry, camera: PixelCamera::new(&start.scene().camera), shape }
+        OracleImagination { start, geometry, camera: PixelCamera::new(&start.scene().camera), shape, positions: Vec::new() }
+    }
+
+    /// The goal body's and the agent's projected positions in the true current state.
+    pub fn start_positions(&self) -> (Option<[f32; 2]>, Option<[f32; 2]>) {
+        let s = self.start.body_states();
+        (self.camera.project(s[self.geometry.body].position), self.camera.project(s[self.geometry.agent].position))
     }
 }
 
 impl Imagination for OracleImagination<'_> {
     fn costs(&mut self, candidates: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>> {
-        let score = |seq: &Vec<Vec<f32>>| -> anyhow::Result<f32> {
+        type Scored = (f32, Option<[f32; 2]>, Option<[f32; 2]>);
+        let score = |seq: &Vec<Vec<f32>>| -> anyhow::Result<Scored> {
             let mut w = self.start.clone();
             for a in seq {
                 w.step(a)?;
             }
             let s = w.body_states();
             let p = |i: usize| self.camera.project(s[i].position);
-            Ok(self.geometry.cost(p(self.geometry.body), p(self.geometry.agent), self.shape.approach, self.shape.standoff))
+            let (body, agent) = (p(self.geometry.body), p(self.geometry.agent));
+            Ok((self.geometry.cost(body, agent, self.shape.approach, self.shape.standoff), body, agent))
         };
         // Candidates are independent: two halves on two threads.
         let half = candidates.len().div_ceil(2);
         let (a, b) = candidates.split_at(half);
         let (ra, rb) = std::thread::scope(|s| {
-            let h = s.spawn(|| b.iter().map(score).collect::<anyhow::Result<Vec<f32>>>());
-            let ra = a.iter().map(score).collect::<anyhow::Result<Vec<f32>>>();
+            let h = s.spawn(|| b.iter().map(score).collect::<anyhow::Result<Vec<Scored>>>());
+            let ra = a.iter().map(score).collect::<anyhow::Result<Vec<Scored>>>();
             (ra, h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("an oracle thread panicked"))))
         });
         let mut out = ra?;
         out.extend(rb?);
-        Ok(out)
+        self.positions = out.iter().map(|&(_, b, a)| (b, a)).collect();
+        Ok(out.into_iter().map(|(c, _, _)| c).collect())
     }
 }
 
@@ -102,6 +114,53 @@ struct Audit {
     calls: usize,
     seconds: f64,
     lost: foresight::plan::model::LostCount,
+    /// Candidates where both imaginations located the goal body / the agent, and the summed
+    /// distances (px) between the model's imagined last positions and the true ones.
+    body_located: usize,
+    body_error: f64,
+    agent_located: usize,
+    agent_error: f64,
+    /// Over candidates whose goal body truly moved at least `PUSHED_PX`: summed true and imagined
+    /// displacements of the body from the start (each from its own start position).
+    pushed: usize,
+    pushed_true: f64,
+    pushed_imagined: f64,
+}
+
+/// A candidate pushes the goal body when it truly moves at least this far (pixels).
+const PUSHED_PX: f32 = 1.0;
+
+fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
+    ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt()
+}
+
+impl Audit {
+    /// Adds one plan's positions: the model's located start and imagined ends, the true start and
+    /// ends.
+    fn positions(&mut self, model_start: Option<[f32; 2]>, model: &[(Option<[f32; 2]>, Option<[f32; 2]>)], true_start: Option<[f32; 2]>, truth: &[(Option<[f32; 2]>, Option<[f32; 2]>)]) {
+        for (&(mb, ma), &(tb, ta)) in model.iter().zip(truth) {
+            if let (Some(m), Some(t)) = (mb, tb) {
+                self.body_located += 1;
+                self.body_error += dist(m, t) as f64;
+            }
+            if let (Some(m), Some(t)) = (ma, ta) {
+                self.agent_located += 1;
+                self.agent_error += dist(m, t) as f64;
+            }
+            if let (Some(ts), Some(te)) = (true_start, tb) {
+                let moved = dist(ts, te);
+                if moved >= PUSHED_PX {
+                    self.pushed += 1;
+                    self.pushed_true += moved as f64;
+                    // An imagined body that vanished or was never located counts as unmoved.
+                    self.pushed_imagined += match (model_start, mb) {
+                        (Some(ms), Some(me)) => dist(ms, me) as f64,
+                        _ => 0.0,
+                    };
+                }
+            }
+        }
+    }
 }
 
 impl Imagination for Audited<'_, '_> {
@@ -113,6 +172,7 @@ impl Imagination for Audited<'_, '_> {
         self.audit.lost.body += after.body - before.body;
         let t0 = Instant::now();
         let truth = self.oracle.costs(candidates)?;
+        self.audit.positions(self.model.located_start.0, &self.model.located, self.oracle.start_positions().0, &self.oracle.positions);
         let pairs = |c: &[f32]| -> Vec<(f64, f64)> { c.iter().map(|&x| (x as f64, 0.0)).collect() };
         let rho = foresight::plan::policies::spearman(&pairs(&model), &pairs(&truth));
         let chosen = (0..model.len()).min_by(|&i, &j| model[i].total_cmp(&model[j])).unwrap_or(0);
@@ -177,6 +237,21 @@ pub struct EpisodeResult {
     /// body (charged the largest distance).
     #[serde(default)]
     pub imagined_body_lost: Option<f64>,
+    /// Model imagination: mean distance (px) between the goal body located in a candidate's last
+    /// imagined frame and its true position after the same actions.
+    #[serde(default)]
+    pub imagined_body_error_px: Option<f64>,
+    /// Model imagination: the same for the agent.
+    #[serde(default)]
+    pub imagined_agent_error_px: Option<f64>,
+    /// Model imagination: over candidates that truly push the goal body (at least 1 px), the
+    /// imagined displacement of the body over the true one (1: the model moves it as physics
+    /// does; below 1: it under-reacts to contact).
+    #[serde(default)]
+    pub imagined_push_ratio: Option<f64>,
+    /// Model imagination: how many candidates truly pushed the goal body.
+    #[serde(default)]
+    pub pushing_candidates: Option<usize>,
 }
 
 /// What the first episode looked like: real frames and, per step, the imagined frame of it.
@@ -291,6 +366,10 @@ pub fn run_episode(
         cost_spearman_vs_oracle: audited(audit.spearman),
         regret_px: audited(audit.regret_px),
         imagined_body_lost: (audit.lost.scored > 0).then(|| audit.lost.body as f64 / audit.lost.scored as f64),
+        imagined_body_error_px: (audit.body_located > 0).then(|| audit.body_error / audit.body_located as f64),
+        imagined_agent_error_px: (audit.agent_located > 0).then(|| audit.agent_error / audit.agent_located as f64),
+        imagined_push_ratio: (audit.pushed > 0).then(|| audit.pushed_imagined / audit.pushed_true),
+        pushing_candidates: (audit.calls > 0).then_some(audit.pushed),
     })
 }
 
@@ -303,4 +382,24 @@ pub fn wilson95(successes: usize, n: usize) -> [f64; 2] {
     let centre = (p + z * z / (2.0 * n)) / (1.0 + z * z / n);
     let half = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt() / (1.0 + z * z / n);
     [(centre - half).max(0.0), (centre + half).min(1.0)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Position errors and the push ratio on fixed positions: two candidates truly push the
+    /// body (4 px and 2 px), the model moves it 1 px in the first and loses it in the second;
+    /// a third candidate does not push.
+    #[test]
+    fn audit_positions_measure_errors_and_how_far_pushes_are_imagined() {
+        let mut a = Audit::default();
+        let model = [(Some([11.0, 10.0]), Some([0.0, 0.0])), (None, Some([3.0, 4.0])), (Some([10.0, 10.0]), Some([5.0, 5.0]))];
+        let truth = [(Some([14.0, 10.0]), Some([0.0, 0.0])), (Some([10.0, 12.0]), Some([0.0, 0.0])), (Some([10.0, 10.5]), Some([5.0, 5.0]))];
+        a.positions(Some([10.0, 10.0]), &model, Some([10.0, 10.0]), &truth);
+        assert_eq!((a.body_located, a.agent_located, a.pushed), (2, 3, 2));
+        assert!((a.body_error - (3.0 + 0.5)).abs() < 1e-6, "{}", a.body_error);
+        assert!((a.agent_error - 5.0).abs() < 1e-6, "{}", a.agent_error);
+        assert!((a.pushed_true - 6.0).abs() < 1e-6 && (a.pushed_imagined - 1.0).abs() < 1e-6);
+    }
 }

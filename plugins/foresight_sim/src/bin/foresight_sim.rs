@@ -426,6 +426,9 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             "cost_spearman_vs_oracle": sum.spearman,
             "regret_px": sum.regret,
             "imagined_body_lost": mean(results.iter().filter_map(|r| r.imagined_body_lost)),
+            "imagined_body_error_px": mean(results.iter().filter_map(|r| r.imagined_body_error_px)),
+            "imagined_agent_error_px": mean(results.iter().filter_map(|r| r.imagined_agent_error_px)),
+            "imagined_push_ratio": push_ratio(results),
             "results": results,
             "command": command,
         });
@@ -454,7 +457,10 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         }
         let outcome = if r.success { "success" } else { "failure" };
         let audit = match (r.cost_spearman_vs_oracle, r.imagined_body_lost) {
-            (Some(rho), Some(lost)) => format!(", cost Spearman vs oracle {rho:.2}, block lost in {:.0}% of imagined futures", 100.0 * lost),
+            (Some(rho), Some(lost)) => {
+                let err = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+                format!(", cost Spearman vs oracle {rho:.2}, block lost in {:.0}% of imagined futures, imagined block/agent off by {}/{} px, pushes imagined at {} of their true length", 100.0 * lost, err(r.imagined_body_error_px), err(r.imagined_agent_error_px), r.imagined_push_ratio.map_or("-".to_string(), |v| format!("{v:.2}")))
+            }
             _ => String::new(),
         };
         let line = format!("episode {}/{}: {outcome} after {} steps, final distance {:.1} px, {:.3} s planning per action{audit}", i + 1, seeds.len(), r.steps, r.final_distance_px, r.seconds_per_action);
@@ -484,6 +490,13 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
     );
     if let (Some(rho), Some(regret)) = (sum.spearman, sum.regret) {
         println!("the model's candidate costs against the oracle's on the same candidates: Spearman {rho:.3}, regret {regret:.2} px per plan");
+        let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
+        println!(
+            "imagined last frames against the truth: block off by {} px, agent by {} px; pushes imagined at {} of their true length",
+            f(mean(results.iter().filter_map(|r| r.imagined_body_error_px))),
+            f(mean(results.iter().filter_map(|r| r.imagined_agent_error_px))),
+            f(push_ratio(&results))
+        );
     }
     if sum.at_goal > 0 {
         println!("{} starts had the block in the goal already; over the other {}: success {:.2} [95% CI {:.2}, {:.2}]", sum.at_goal, results.len() - sum.at_goal, sum.rate_moved, sum.ci_moved[0], sum.ci_moved[1]);
@@ -529,6 +542,19 @@ impl PlanSummary {
             regret: mean(results.iter().filter_map(|r| r.regret_px)),
         }
     }
+}
+
+/// The episodes' push ratios weighted by their pushing candidates (an episode with many pushes
+/// counts more than one with a single one).
+fn push_ratio(results: &[EpisodeResult]) -> Option<f64> {
+    let (mut num, mut den) = (0.0, 0usize);
+    for r in results {
+        if let (Some(x), Some(n)) = (r.imagined_push_ratio, r.pushing_candidates) {
+            num += x * n as f64;
+            den += n;
+        }
+    }
+    (den > 0).then(|| num / den as f64)
 }
 
 fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
