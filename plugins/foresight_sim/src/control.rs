@@ -125,6 +125,10 @@ struct Audit {
     pushed: usize,
     pushed_true: f64,
     pushed_imagined: f64,
+    /// Over candidates whose agent was located at both ends in both imaginations: summed true and
+    /// imagined displacements of the agent.
+    agent_moved_true: f64,
+    agent_moved_imagined: f64,
 }
 
 /// A candidate pushes the goal body when it truly moves at least this far (pixels).
@@ -137,8 +141,13 @@ fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
 impl Audit {
     /// Adds one plan's positions: the model's located start and imagined ends, the true start and
     /// ends.
-    fn positions(&mut self, model_start: Option<[f32; 2]>, model: &[(Option<[f32; 2]>, Option<[f32; 2]>)], true_start: Option<[f32; 2]>, truth: &[(Option<[f32; 2]>, Option<[f32; 2]>)]) {
+    fn positions(&mut self, model_start: (Option<[f32; 2]>, Option<[f32; 2]>), model: &[(Option<[f32; 2]>, Option<[f32; 2]>)], true_start: (Option<[f32; 2]>, Option<[f32; 2]>), truth: &[(Option<[f32; 2]>, Option<[f32; 2]>)]) {
+        let ((model_start, model_agent), (true_start, true_agent)) = (model_start, true_start);
         for (&(mb, ma), &(tb, ta)) in model.iter().zip(truth) {
+            if let (Some(ms), Some(me), Some(ts), Some(te)) = (model_agent, ma, true_agent, ta) {
+                self.agent_moved_true += dist(ts, te) as f64;
+                self.agent_moved_imagined += dist(ms, me) as f64;
+            }
             if let (Some(m), Some(t)) = (mb, tb) {
                 self.body_located += 1;
                 self.body_error += dist(m, t) as f64;
@@ -172,7 +181,7 @@ impl Imagination for Audited<'_, '_> {
         self.audit.lost.body += after.body - before.body;
         let t0 = Instant::now();
         let truth = self.oracle.costs(candidates)?;
-        self.audit.positions(self.model.located_start.0, &self.model.located, self.oracle.start_positions().0, &self.oracle.positions);
+        self.audit.positions(self.model.located_start, &self.model.located, self.oracle.start_positions(), &self.oracle.positions);
         let pairs = |c: &[f32]| -> Vec<(f64, f64)> { c.iter().map(|&x| (x as f64, 0.0)).collect() };
         let rho = foresight::plan::policies::spearman(&pairs(&model), &pairs(&truth));
         let chosen = (0..model.len()).min_by(|&i, &j| model[i].total_cmp(&model[j])).unwrap_or(0);
@@ -252,6 +261,10 @@ pub struct EpisodeResult {
     /// Model imagination: how many candidates truly pushed the goal body.
     #[serde(default)]
     pub pushing_candidates: Option<usize>,
+    /// Model imagination: the agent's imagined displacement over its true one, summed over the
+    /// candidates (1: the model moves the agent as far as physics does).
+    #[serde(default)]
+    pub imagined_agent_motion_ratio: Option<f64>,
 }
 
 /// What the first episode looked like: real frames and, per step, the imagined frame of it.
@@ -370,6 +383,7 @@ pub fn run_episode(
         imagined_agent_error_px: (audit.agent_located > 0).then(|| audit.agent_error / audit.agent_located as f64),
         imagined_push_ratio: (audit.pushed > 0).then(|| audit.pushed_imagined / audit.pushed_true),
         pushing_candidates: (audit.calls > 0).then_some(audit.pushed),
+        imagined_agent_motion_ratio: (audit.agent_moved_true > 0.0).then(|| audit.agent_moved_imagined / audit.agent_moved_true),
     })
 }
 
@@ -396,10 +410,12 @@ mod tests {
         let mut a = Audit::default();
         let model = [(Some([11.0, 10.0]), Some([0.0, 0.0])), (None, Some([3.0, 4.0])), (Some([10.0, 10.0]), Some([5.0, 5.0]))];
         let truth = [(Some([14.0, 10.0]), Some([0.0, 0.0])), (Some([10.0, 12.0]), Some([0.0, 0.0])), (Some([10.0, 10.5]), Some([5.0, 5.0]))];
-        a.positions(Some([10.0, 10.0]), &model, Some([10.0, 10.0]), &truth);
+        a.positions((Some([10.0, 10.0]), Some([0.0, 0.0])), &model, (Some([10.0, 10.0]), Some([0.0, 0.0])), &truth);
         assert_eq!((a.body_located, a.agent_located, a.pushed), (2, 3, 2));
         assert!((a.body_error - (3.0 + 0.5)).abs() < 1e-6, "{}", a.body_error);
         assert!((a.agent_error - 5.0).abs() < 1e-6, "{}", a.agent_error);
         assert!((a.pushed_true - 6.0).abs() < 1e-6 && (a.pushed_imagined - 1.0).abs() < 1e-6);
+        // The agent: imagined 0 + 5 + √50 against true 0 + 0 + √50.
+        assert!((a.agent_moved_true - 50f64.sqrt()).abs() < 1e-5 && (a.agent_moved_imagined - 5.0 - 50f64.sqrt()).abs() < 1e-5);
     }
 }

@@ -429,6 +429,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             "imagined_body_error_px": mean(results.iter().filter_map(|r| r.imagined_body_error_px)),
             "imagined_agent_error_px": mean(results.iter().filter_map(|r| r.imagined_agent_error_px)),
             "imagined_push_ratio": push_ratio(results),
+            "imagined_agent_motion_ratio": mean(results.iter().filter_map(|r| r.imagined_agent_motion_ratio)),
             "results": results,
             "command": command,
         });
@@ -459,7 +460,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         let audit = match (r.cost_spearman_vs_oracle, r.imagined_body_lost) {
             (Some(rho), Some(lost)) => {
                 let err = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
-                format!(", cost Spearman vs oracle {rho:.2}, block lost in {:.0}% of imagined futures, imagined block/agent off by {}/{} px, pushes imagined at {} of their true length", 100.0 * lost, err(r.imagined_body_error_px), err(r.imagined_agent_error_px), r.imagined_push_ratio.map_or("-".to_string(), |v| format!("{v:.2}")))
+                format!(", cost Spearman vs oracle {rho:.2}, block lost in {:.0}% of imagined futures, imagined block/agent off by {}/{} px, agent moved {} and pushes {} of their true length", 100.0 * lost, err(r.imagined_body_error_px), err(r.imagined_agent_error_px), r.imagined_agent_motion_ratio.map_or("-".to_string(), |v| format!("{v:.2}")), r.imagined_push_ratio.map_or("-".to_string(), |v| format!("{v:.2}")))
             }
             _ => String::new(),
         };
@@ -492,9 +493,10 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         println!("the model's candidate costs against the oracle's on the same candidates: Spearman {rho:.3}, regret {regret:.2} px per plan");
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
         println!(
-            "imagined last frames against the truth: block off by {} px, agent by {} px; pushes imagined at {} of their true length",
+            "imagined last frames against the truth: block off by {} px, agent by {} px; the agent moved {} and pushes {} of their true length",
             f(mean(results.iter().filter_map(|r| r.imagined_body_error_px))),
             f(mean(results.iter().filter_map(|r| r.imagined_agent_error_px))),
+            f(mean(results.iter().filter_map(|r| r.imagined_agent_motion_ratio))),
             f(push_ratio(&results))
         );
     }
