@@ -185,6 +185,11 @@ enum Cmd {
         /// later with --resume. For time-boxed sessions.
         #[arg(long)]
         stop_after: Option<u64>,
+        /// Keep the frozen autoencoder's latents of every training episode in this folder (one
+        /// file per episode, keyed by the autoencoder's weights and the episode's frames), so a
+        /// later run on the same data and autoencoder skips encoding (~10 min for 72k frames).
+        #[arg(long)]
+        latent_cache: Option<PathBuf>,
         /// Fine-tune a trained world model on this data: its frozen autoencoder is kept (stage 1
         /// is skipped) and its transformer is the starting point of stage 2.
         #[arg(long)]
@@ -359,7 +364,7 @@ fn main() -> anyhow::Result<()> {
             }
             println!("wrote {} and {}", out.display(), gif.display());
         }
-        Cmd::Train { data, config, out, resume, stop_after, init, autoencoder } => train(&data, &config, &out, resume, stop_after, init.as_deref(), autoencoder.as_deref(), command.clone())?,
+        Cmd::Train { data, config, out, resume, stop_after, latent_cache, init, autoencoder } => train(&data, &config, &out, resume, stop_after, latent_cache.as_deref(), init.as_deref(), autoencoder.as_deref(), command.clone())?,
         Cmd::Eval { checkpoint, data, context, horizon, start, long_horizon, episodes, steps, temperature, reencode, reencode_every, guidance, seed, json } => {
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut ds = foresight::data::Dataset::open(&data)?;
@@ -504,7 +509,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resume: bool, stop_after: Option<u64>, init: Option<&std::path::Path>, autoencoder: Option<&std::path::Path>, command: String) -> anyhow::Result<()> {
+fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resume: bool, stop_after: Option<u64>, latent_cache: Option<&std::path::Path>, init: Option<&std::path::Path>, autoencoder: Option<&std::path::Path>, command: String) -> anyhow::Result<()> {
     use foresight::train::autoencoder::{train_autoencoder, StageState};
     use foresight::train::dynamics::{train_dynamics, DynamicsJob, StageEnd};
     use foresight::train::{checkpoint, data::FramePool, TrainConfig};
@@ -594,6 +599,7 @@ fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resu
         resume: resume || done,
         command,
         init,
+        latent_cache,
     };
     let meta = match train_dynamics(&job, &mut budget, |step, loss, rate, v| report(&bar, "dynamics", "held-out loss", step, loss, rate, v, &mut val))? {
         StageEnd::Finished(m) => m,

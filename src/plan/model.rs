@@ -1,7 +1,8 @@
 //! The world model as the planner's imagination: candidates roll forward in latent space in one
 //! batched call per step ([`WorldModel::rollout_latent`]); the cost is read from the last
-//! predicted state, either the task cost on bodies located by colour in its decoded frame, or
-//! the distance to a goal image's latent (V-JEPA 2-AC plans this way).
+//! predicted state (or, with a running task cost, the mean over every predicted state), either the
+//! task cost on bodies located by colour in its decoded frames, or the distance to a goal image's
+//! latent (V-JEPA 2-AC plans this way).
 
 use candle_core::Tensor;
 
@@ -13,7 +14,8 @@ use crate::world_model::{Query, WorldModel};
 /// What a predicted future is scored by.
 #[derive(Debug, Clone)]
 pub enum ModelCost {
-    /// [`GoalGeometry::cost`] on the last predicted frame (decoded, bodies located by colour).
+    /// [`GoalGeometry::cost`] on the last predicted frame (decoded, bodies located by colour), or
+    /// with `running` its mean over every predicted frame of the horizon.
     Task {
         /// The scene's goal in pixels.
         geometry: GoalGeometry,
@@ -21,6 +23,8 @@ pub enum ModelCost {
         approach: f32,
         /// Pixels behind the body where a push starts.
         standoff: f32,
+        /// Average the cost over the horizon's frames instead of taking the last one's.
+        running: bool,
     },
     /// Mean squared distance of the last predicted latent to this goal latent (normalised units,
     /// `C*h*w` values, from [`WorldModel::encode`] of a goal image).
@@ -44,6 +48,12 @@ pub struct ModelImagination<'a> {
     pub located_start: (Option<[f32; 2]>, Option<[f32; 2]>),
     /// See `located_start`.
     pub located: Vec<(Option<[f32; 2]>, Option<[f32; 2]>)>,
+    /// With the task cost: decode every imagined frame (not only the last) and locate the bodies
+    /// in each, into `located_steps` (for audits; a running cost does it anyway).
+    pub every_step: bool,
+    /// Per candidate, the goal body and the agent in each imagined frame (empty unless
+    /// `every_step` or a running cost).
+    pub located_steps: Vec<Vec<(Option<[f32; 2]>, Option<[f32; 2]>)>>,
 }
 
 /// How often imagined last frames lost a body (the task cost then charges the most).
@@ -68,7 +78,7 @@ impl<'a> ModelImagination<'a> {
             (ModelCost::Task { geometry, .. }, Some(f)) => geometry.locate(f),
             _ => (None, None),
         };
-        Ok(ModelImagination { model, context, past, start, sampler, cost, seed, lost: LostCount::default(), located_start, located: Vec::new() })
+        Ok(ModelImagination { model, context, past, start, sampler, cost, seed, lost: LostCount::default(), located_start, located: Vec::new(), every_step: false, located_steps: Vec::new() })
     }
 }
 
@@ -77,25 +87,38 @@ impl Imagination for ModelImagination<'_> {
         let queries: Vec<Query> = candidates.iter().map(|c| Query { context: self.context.clone(), past_actions: self.past.clone(), actions: c.clone(), samples: 1, seed: self.seed }).collect();
         let starts = vec![self.start.clone(); queries.len()];
         let futures = self.model.rollout_latent(&queries, &starts, &self.sampler)?;
-        let last: Vec<Tensor> = futures.iter().map(|z| z.narrow(1, z.dim(1)? - 1, 1)?.squeeze(1)?.squeeze(0)).collect::<candle_core::Result<_>>()?;
-        let last = Tensor::stack(&last, 0)?;
+        let last = |z: &Tensor| -> candle_core::Result<Tensor> { z.narrow(1, z.dim(1)? - 1, 1)?.squeeze(1)?.squeeze(0) };
         match &self.cost {
-            ModelCost::Task { geometry, approach, standoff } => {
-                let frames = self.model.decode(&last)?;
-                let lost = &mut self.lost;
+            ModelCost::Task { geometry, approach, standoff, running } => {
+                // Every frame of every candidate (`(steps, C, h, w)` each), or only the last ones.
+                let all = self.every_step || *running;
+                let picked: Vec<Tensor> = futures.iter().map(|z| if all { z.squeeze(0) } else { last(z)?.unsqueeze(0) }).collect::<candle_core::Result<_>>()?;
+                let per = picked.first().map_or(Ok(1), |z| z.dim(0))?.max(1);
+                let frames = self.model.decode(&Tensor::cat(&picked, 0)?)?;
                 self.located.clear();
-                let located = &mut self.located;
-                Ok(frames.iter().map(|f| {
-                    let (body, agent) = geometry.locate(f);
-                    located.push((body, agent));
-                    lost.scored += 1;
-                    lost.body += body.is_none() as usize;
-                    geometry.cost(body, agent, *approach, *standoff)
-                }).collect())
+                self.located_steps.clear();
+                let mut costs = Vec::with_capacity(candidates.len());
+                for seq in frames.chunks(per) {
+                    let at: Vec<(Option<[f32; 2]>, Option<[f32; 2]>)> = seq.iter().map(|f| geometry.locate(f)).collect();
+                    let (body, agent) = at[at.len() - 1];
+                    self.lost.scored += 1;
+                    self.lost.body += body.is_none() as usize;
+                    self.located.push((body, agent));
+                    costs.push(if *running {
+                        at.iter().map(|&(b, a)| geometry.cost(b, a, *approach, *standoff)).sum::<f32>() / at.len() as f32
+                    } else {
+                        geometry.cost(body, agent, *approach, *standoff)
+                    });
+                    if all {
+                        self.located_steps.push(at);
+                    }
+                }
+                Ok(costs)
             }
             ModelCost::GoalLatent(goal) => {
                 let n = goal.len();
                 let goal = Tensor::from_vec(goal.clone(), (1, n), self.model.device())?;
+                let last = Tensor::stack(&futures.iter().map(last).collect::<candle_core::Result<Vec<_>>>()?, 0)?;
                 let d = last.flatten_from(1)?.broadcast_sub(&goal)?.sqr()?.mean(1)?;
                 Ok(d.to_vec1::<f32>()?)
             }

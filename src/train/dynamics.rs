@@ -111,11 +111,46 @@ struct EpisodeLatents {
     pos: Vec<[f32; 2]>,
 }
 
-fn encode_episodes(wm: &WorldModel, eps: &[Episode]) -> anyhow::Result<Vec<EpisodeLatents>> {
+/// FNV-style 64-bit hash of bytes, mixed per 8-byte word (a cache key, not a checksum against
+/// tampering).
+fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = crate::rng::mix64(seed ^ bytes.len() as u64);
+    let mut words = bytes.chunks_exact(8);
+    for w in words.by_ref() {
+        h = crate::rng::mix64(h ^ u64::from_le_bytes(w.try_into().unwrap_or_default()));
+    }
+    for &b in words.remainder() {
+        h = crate::rng::mix64(h ^ b as u64);
+    }
+    h
+}
+
+/// Latents of every episode. With `cache` = (folder, key of the autoencoder's weights), an
+/// episode's latents are read from `folder/<ae key>-<frames key>.f32` when that file holds the
+/// right number of values, and written there (atomically) after encoding otherwise; encoding is
+/// deterministic, so a cached run trains on the same bytes.
+fn encode_episodes(wm: &WorldModel, eps: &[Episode], cache: Option<(&Path, u64)>) -> anyhow::Result<Vec<EpisodeLatents>> {
     let mut out = Vec::with_capacity(eps.len());
+    let cells: usize = wm.meta.dit.latent.iter().product();
+    let (mut hits, mut written) = (0usize, 0usize);
     for ep in eps {
         let frames: Vec<&[u8]> = (0..ep.num_frames()).map(|t| ep.frame(t)).collect();
-        let z: Vec<f32> = wm.encode(&frames)?.flatten_all()?.to_vec1()?;
+        let file = cache.map(|(dir, ae)| dir.join(format!("{ae:016x}-{:016x}.f32", hash_bytes(ae, &ep.frames))));
+        let cached = file.as_ref().and_then(|f| std::fs::read(f).ok()).filter(|b| b.len() == cells * frames.len() * 4);
+        let z: Vec<f32> = match cached {
+            Some(b) => {
+                hits += 1;
+                b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+            }
+            None => {
+                let z: Vec<f32> = wm.encode(&frames)?.flatten_all()?.to_vec1()?;
+                if let Some(f) = &file {
+                    crate::data::write_atomic(f, &z.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>())?;
+                    written += 1;
+                }
+                z
+            }
+        };
         let actions = (0..ep.steps()).map(|t| wm.normalise_action(ep.action(t))).collect::<Result<Vec<_>, _>>()?.concat();
         let bodies = wm.meta.bodies.len();
         let n = crate::data::STATE_FIELDS.len();
@@ -126,6 +161,9 @@ fn encode_episodes(wm: &WorldModel, eps: &[Episode]) -> anyhow::Result<Vec<Episo
             })
             .collect();
         out.push(EpisodeLatents { z, actions, frames: ep.num_frames(), pos });
+    }
+    if let Some((dir, _)) = cache {
+        eprintln!("latent cache {}: {hits} episodes read, {written} encoded and written", dir.display());
     }
     Ok(out)
 }
@@ -476,6 +514,8 @@ pub struct DynamicsJob<'a> {
     pub out: &'a Path,
     /// Continue a killed run.
     pub resume: bool,
+    /// Folder of cached episode latents (see [`encode_episodes`]).
+    pub latent_cache: Option<&'a Path>,
     /// The command line, stored in the checkpoint.
     pub command: String,
     /// Fine-tune from this world-model checkpoint: its transformer sizes, weights and delta
@@ -562,8 +602,17 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         }
     }
     let names: Vec<String> = m.bodies.iter().map(|b| b.name.clone()).collect();
-    let train = encode_episodes(&wm, &job.pool.train)?;
-    let val = encode_episodes(&wm, &job.pool.val)?;
+    let cache = match job.latent_cache {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating the latent cache {}: {e}", dir.display()))?;
+            let ae = out.join("autoencoder.safetensors");
+            let bytes = std::fs::read(&ae).map_err(|e| anyhow::anyhow!("reading {}: {e}", ae.display()))?;
+            Some((dir, hash_bytes(0x1a7e, &bytes)))
+        }
+        None => None,
+    };
+    let train = encode_episodes(&wm, &job.pool.train, cache)?;
+    let val = encode_episodes(&wm, &job.pool.val, cache)?;
     meta.delta_scale = match &init {
         Some((init, src)) => {
             // Start from the pretrained transformer, in its normalisation; tensors whose shape
@@ -880,6 +929,50 @@ mod tests {
         assert!(flat(&b0.context).chunks(cells).any(|c| c[0] < 100.0), "episode 0 never drawn without moving_fraction");
         // Out of range is refused.
         assert!(DynamicsConfig { moving_fraction: 1.5, ..dc }.check().is_err());
+    }
+
+    /// The latent cache: a second encoding reads every episode back bit for bit, a truncated
+    /// cache file is encoded again, and another autoencoder key misses.
+    #[test]
+    fn latent_cache_returns_the_encoded_latents() {
+        let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
+        let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
+        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0 };
+        meta.dit = DitConfig { latent: [4, 16, 16], patch: 4, context: 4, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: None, bidirectional: true, chunk: 1, token_actions: false };
+        let wm = WorldModel::build(meta, &VarMap::new(), &Device::Cpu).unwrap();
+        let mut rng = Rng::new(5);
+        let ep = |rng: &mut Rng| Episode {
+            height: 64,
+            width: 64,
+            frames: (0..3 * 64 * 64 * 3).map(|_| (rng.uniform() * 255.0) as u8).collect(),
+            action_dim: 2,
+            actions: vec![0.25; 4],
+            state_dim: 0,
+            states: Vec::new(),
+            seed: 0,
+            policy: String::new(),
+            caption: String::new(),
+            events: Default::default(),
+            contact_steps: 0,
+        };
+        let eps = vec![ep(&mut rng), ep(&mut rng)];
+        let dir = std::env::temp_dir().join(format!("foresight-latent-cache-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = encode_episodes(&wm, &eps, None).unwrap();
+        let first = encode_episodes(&wm, &eps, Some((&dir, 7))).unwrap();
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+        assert_eq!(files.len(), 2, "one file per episode");
+        // Truncate one: it must be encoded again, not read short.
+        std::fs::write(&files[0], [0u8; 12]).unwrap();
+        let second = encode_episodes(&wm, &eps, Some((&dir, 7))).unwrap();
+        for (a, b) in plain.iter().zip(first.iter()).chain(plain.iter().zip(second.iter())) {
+            assert_eq!(a.z, b.z);
+            assert_eq!(a.actions, b.actions);
+        }
+        assert_eq!(std::fs::metadata(&files[0]).unwrap().len() as usize, plain[0].z.len() * 4);
+        encode_episodes(&wm, &eps[..1], Some((&dir, 8))).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 3, "another autoencoder key is another file");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     fn self_condition_case(reencode_frames: bool, every: usize) {

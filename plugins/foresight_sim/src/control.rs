@@ -36,13 +36,20 @@ pub struct CostShape {
     pub approach: f32,
     /// Pixels behind the body where a push starts.
     pub standoff: f32,
+    /// Score a candidate by its cost averaged over every state of the horizon instead of its
+    /// last state's (errors of the model grow with the horizon; its early frames weigh as much).
+    #[serde(default)]
+    pub running: bool,
 }
 
 impl Default for CostShape {
     fn default() -> Self {
-        CostShape { approach: 0.3, standoff: 5.0 }
+        CostShape { approach: 0.3, standoff: 5.0, running: false }
     }
 }
+
+/// Goal body and agent positions in pixels (None: not visible).
+type Located = (Option<[f32; 2]>, Option<[f32; 2]>);
 
 /// The oracle as imagination: every candidate is played in a clone of the true world and scored
 /// on the projected positions of its last state.
@@ -53,17 +60,19 @@ pub struct OracleImagination<'a> {
     shape: CostShape,
     /// The goal body and the agent (projected, pixels) at the end of each candidate of the latest
     /// `costs` call.
-    pub positions: Vec<(Option<[f32; 2]>, Option<[f32; 2]>)>,
+    pub positions: Vec<Located>,
+    /// The same after every step of each candidate.
+    pub positions_steps: Vec<Vec<Located>>,
 }
 
 impl<'a> OracleImagination<'a> {
     /// From the true world's current state.
     pub fn new(start: &'a SimWorld, geometry: &'a GoalGeometry, shape: CostShape) -> Self {
-        OracleImagination { start, geometry, camera: PixelCamera::new(&start.scene().camera), shape, positions: Vec::new() }
+        OracleImagination { start, geometry, camera: PixelCamera::new(&start.scene().camera), shape, positions: Vec::new(), positions_steps: Vec::new() }
     }
 
     /// The goal body's and the agent's projected positions in the true current state.
-    pub fn start_positions(&self) -> (Option<[f32; 2]>, Option<[f32; 2]>) {
+    pub fn start_positions(&self) -> Located {
         let s = self.start.body_states();
         (self.camera.project(s[self.geometry.body].position), self.camera.project(s[self.geometry.agent].position))
     }
@@ -71,16 +80,23 @@ impl<'a> OracleImagination<'a> {
 
 impl Imagination for OracleImagination<'_> {
     fn costs(&mut self, candidates: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>> {
-        type Scored = (f32, Option<[f32; 2]>, Option<[f32; 2]>);
+        type Scored = (f32, Vec<Located>);
         let score = |seq: &Vec<Vec<f32>>| -> anyhow::Result<Scored> {
             let mut w = self.start.clone();
+            let mut at = Vec::with_capacity(seq.len());
             for a in seq {
                 w.step(a)?;
+                let s = w.body_states();
+                at.push((self.camera.project(s[self.geometry.body].position), self.camera.project(s[self.geometry.agent].position)));
             }
-            let s = w.body_states();
-            let p = |i: usize| self.camera.project(s[i].position);
-            let (body, agent) = (p(self.geometry.body), p(self.geometry.agent));
-            Ok((self.geometry.cost(body, agent, self.shape.approach, self.shape.standoff), body, agent))
+            let (shape, g) = (self.shape, self.geometry);
+            let cost = |&(body, agent): &Located| g.cost(body, agent, shape.approach, shape.standoff);
+            let c = match at.last() {
+                None => cost(&self.start_positions()),
+                Some(last) if !shape.running => cost(last),
+                Some(_) => at.iter().map(cost).sum::<f32>() / at.len() as f32,
+            };
+            Ok((c, at))
         };
         // Candidates are independent: two halves on two threads.
         let half = candidates.len().div_ceil(2);
@@ -92,8 +108,10 @@ impl Imagination for OracleImagination<'_> {
         });
         let mut out = ra?;
         out.extend(rb?);
-        self.positions = out.iter().map(|&(_, b, a)| (b, a)).collect();
-        Ok(out.into_iter().map(|(c, _, _)| c).collect())
+        self.positions = out.iter().map(|(_, at)| at.last().copied().unwrap_or_else(|| self.start_positions())).collect();
+        let costs = out.iter().map(|(c, _)| *c).collect();
+        self.positions_steps = out.into_iter().map(|(_, at)| at).collect();
+        Ok(costs)
     }
 }
 
@@ -129,6 +147,10 @@ struct Audit {
     /// imagined displacements of the agent.
     agent_moved_true: f64,
     agent_moved_imagined: f64,
+    /// Per horizon step (when the model located the bodies in every imagined frame): summed
+    /// distances between imagined and true positions, and how many were located in both.
+    body_error_by_step: Vec<(f64, usize)>,
+    agent_error_by_step: Vec<(f64, usize)>,
 }
 
 /// A candidate pushes the goal body when it truly moves at least this far (pixels).
@@ -139,6 +161,26 @@ fn dist(a: [f32; 2], b: [f32; 2]) -> f32 {
 }
 
 impl Audit {
+    /// Adds one plan's per-step positions (model and truth, `[candidate][step]`).
+    fn steps(&mut self, model: &[Vec<Located>], truth: &[Vec<Located>]) {
+        for (m, t) in model.iter().zip(truth) {
+            let n = m.len().min(t.len());
+            for sums in [&mut self.body_error_by_step, &mut self.agent_error_by_step] {
+                if sums.len() < n {
+                    sums.resize(n, (0.0, 0));
+                }
+            }
+            for (s, (&(mb, ma), &(tb, ta))) in m.iter().zip(t).enumerate() {
+                for (sums, pair) in [(&mut self.body_error_by_step, (mb, tb)), (&mut self.agent_error_by_step, (ma, ta))] {
+                    if let (Some(a), Some(b)) = pair {
+                        sums[s].0 += dist(a, b) as f64;
+                        sums[s].1 += 1;
+                    }
+                }
+            }
+        }
+    }
+
     /// Adds one plan's positions: the model's located start and imagined ends, the true start and
     /// ends.
     fn positions(&mut self, model_start: (Option<[f32; 2]>, Option<[f32; 2]>), model: &[(Option<[f32; 2]>, Option<[f32; 2]>)], true_start: (Option<[f32; 2]>, Option<[f32; 2]>), truth: &[(Option<[f32; 2]>, Option<[f32; 2]>)]) {
@@ -182,6 +224,7 @@ impl Imagination for Audited<'_, '_> {
         let t0 = Instant::now();
         let truth = self.oracle.costs(candidates)?;
         self.audit.positions(self.model.located_start, &self.model.located, self.oracle.start_positions(), &self.oracle.positions);
+        self.audit.steps(&self.model.located_steps, &self.oracle.positions_steps);
         let pairs = |c: &[f32]| -> Vec<(f64, f64)> { c.iter().map(|&x| (x as f64, 0.0)).collect() };
         let rho = foresight::plan::policies::spearman(&pairs(&model), &pairs(&truth));
         let chosen = (0..model.len()).min_by(|&i, &j| model[i].total_cmp(&model[j])).unwrap_or(0);
@@ -216,6 +259,10 @@ pub struct ControlConfig {
     pub max_steps: usize,
     /// Cost shaping.
     pub shape: CostShape,
+    /// Model imagination: decode every imagined frame to audit the body positions at every
+    /// horizon step (the extra decoding counts as planning time).
+    #[serde(default)]
+    pub audit_steps: bool,
     /// The world model's sampler while imagining (None: the checkpoint's default).
     pub sampler: Option<foresight::model::diffusion::SamplerConfig>,
 }
@@ -265,6 +312,13 @@ pub struct EpisodeResult {
     /// candidates (1: the model moves the agent as far as physics does).
     #[serde(default)]
     pub imagined_agent_motion_ratio: Option<f64>,
+    /// Model imagination with the per-step audit: `imagined_body_error_px` at horizon steps
+    /// 1, 2, ..., H.
+    #[serde(default)]
+    pub imagined_body_error_px_by_step: Option<Vec<f64>>,
+    /// The same for the agent.
+    #[serde(default)]
+    pub imagined_agent_error_px_by_step: Option<Vec<f64>>,
 }
 
 /// What the first episode looked like: real frames and, per step, the imagined frame of it.
@@ -321,8 +375,9 @@ pub fn run_episode(
                 let from = frames.len().saturating_sub(k);
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
-                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff };
-                let model = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
+                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, running: cfg.shape.running };
+                let mut model = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
+                model.every_step = cfg.audit_steps;
                 let before = audit.seconds;
                 let plan = planner.plan(&mut Audited { model, oracle: OracleImagination::new(&world, &geometry, cfg.shape), audit: &mut audit })?;
                 planning -= audit.seconds - before;
@@ -384,7 +439,14 @@ pub fn run_episode(
         imagined_push_ratio: (audit.pushed > 0).then(|| audit.pushed_imagined / audit.pushed_true),
         pushing_candidates: (audit.calls > 0).then_some(audit.pushed),
         imagined_agent_motion_ratio: (audit.agent_moved_true > 0.0).then(|| audit.agent_moved_imagined / audit.agent_moved_true),
+        imagined_body_error_px_by_step: by_step(&audit.body_error_by_step),
+        imagined_agent_error_px_by_step: by_step(&audit.agent_error_by_step),
     })
+}
+
+/// Mean error per horizon step (None when nothing was audited per step).
+fn by_step(sums: &[(f64, usize)]) -> Option<Vec<f64>> {
+    (!sums.is_empty()).then(|| sums.iter().map(|&(e, n)| if n > 0 { e / n as f64 } else { f64::NAN }).collect())
 }
 
 /// Wilson score interval of a success rate at 95%.
@@ -417,5 +479,20 @@ mod tests {
         assert!((a.pushed_true - 6.0).abs() < 1e-6 && (a.pushed_imagined - 1.0).abs() < 1e-6);
         // The agent: imagined 0 + 5 + √50 against true 0 + 0 + √50.
         assert!((a.agent_moved_true - 50f64.sqrt()).abs() < 1e-5 && (a.agent_moved_imagined - 5.0 - 50f64.sqrt()).abs() < 1e-5);
+    }
+
+    /// Per-step errors: two candidates of two steps; a body missing in the model's frame is left
+    /// out of that step's mean, and a candidate with fewer steps only adds to the first.
+    #[test]
+    fn audit_steps_average_errors_per_horizon_step() {
+        let mut a = Audit::default();
+        let p = |x: f32| Some([x, 0.0]);
+        let model = vec![vec![(p(1.0), p(0.0)), (p(2.0), p(0.0))], vec![(None, p(3.0))]];
+        let truth = vec![vec![(p(0.0), p(0.0)), (p(5.0), p(4.0))], vec![(p(9.0), p(0.0)), (p(9.0), p(0.0))]];
+        a.steps(&model, &truth);
+        assert_eq!(a.body_error_by_step, vec![(1.0, 1), (3.0, 1)]);
+        assert_eq!(a.agent_error_by_step, vec![(3.0, 2), (4.0, 1)]);
+        assert_eq!(by_step(&a.agent_error_by_step), Some(vec![1.5, 4.0]));
+        assert_eq!(by_step(&[]), None);
     }
 }

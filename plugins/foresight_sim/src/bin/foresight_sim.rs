@@ -197,6 +197,15 @@ struct PlanArgs {
     /// Cost: pixels behind the body (seen from the goal) where a push starts.
     #[arg(long, default_value_t = 5.0)]
     standoff: f32,
+    /// Cost: average it over every state of the horizon instead of taking the last state's
+    /// (both imaginations; the model then decodes every imagined frame).
+    #[arg(long)]
+    running_cost: bool,
+    /// Model imagination: decode every imagined frame and audit the block's and the agent's
+    /// positions at each horizon step against the oracle (`imagined_*_error_px_by_step`; the
+    /// extra decoding counts as planning time).
+    #[arg(long)]
+    audit_steps: bool,
     /// Model imagination: Euler steps per predicted frame (default: the checkpoint's; 1 halves
     /// the planning time).
     #[arg(long)]
@@ -383,7 +392,8 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, hold: a.hold, init_std: a.init_std, ..PlannerConfig::default() },
         replan_every: a.replan_every,
         max_steps: a.max_steps,
-        shape: CostShape { approach: a.approach, standoff: a.standoff },
+        shape: CostShape { approach: a.approach, standoff: a.standoff, running: a.running_cost },
+        audit_steps: a.audit_steps,
         sampler: match &model {
             Some(m) if a.sampler_steps.is_some() || a.temperature.is_some() || a.reencode_every.is_some() => {
                 Some(m.meta.sampler.overridden(a.sampler_steps, a.temperature, a.reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?)
@@ -430,6 +440,8 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             "imagined_agent_error_px": mean(results.iter().filter_map(|r| r.imagined_agent_error_px)),
             "imagined_push_ratio": push_ratio(results),
             "imagined_agent_motion_ratio": mean(results.iter().filter_map(|r| r.imagined_agent_motion_ratio)),
+            "imagined_body_error_px_by_step": mean_by_step(results.iter().filter_map(|r| r.imagined_body_error_px_by_step.as_deref())),
+            "imagined_agent_error_px_by_step": mean_by_step(results.iter().filter_map(|r| r.imagined_agent_error_px_by_step.as_deref())),
             "results": results,
             "command": command,
         });
@@ -500,6 +512,11 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             f(push_ratio(&results))
         );
     }
+    if let Some(by) = mean_by_step(results.iter().filter_map(|r| r.imagined_agent_error_px_by_step.as_deref())) {
+        let body = mean_by_step(results.iter().filter_map(|r| r.imagined_body_error_px_by_step.as_deref())).unwrap_or_default();
+        let row = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" / ");
+        println!("imagined positions off by horizon step 1..{}: agent {} px; block {} px", by.len(), row(&by), row(&body));
+    }
     if sum.at_goal > 0 {
         println!("{} starts had the block in the goal already; over the other {}: success {:.2} [95% CI {:.2}, {:.2}]", sum.at_goal, results.len() - sum.at_goal, sum.rate_moved, sum.ci_moved[0], sum.ci_moved[1]);
     }
@@ -562,6 +579,22 @@ fn push_ratio(results: &[EpisodeResult]) -> Option<f64> {
 fn mean(v: impl Iterator<Item = f64>) -> Option<f64> {
     let v: Vec<f64> = v.collect();
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+}
+
+/// Per-step means over episodes of per-step figures (steps past an episode's horizon, or NaN
+/// ones, are left out).
+fn mean_by_step<'a>(v: impl Iterator<Item = &'a [f64]>) -> Option<Vec<f64>> {
+    let mut sums: Vec<(f64, usize)> = Vec::new();
+    for row in v {
+        if sums.len() < row.len() {
+            sums.resize(row.len(), (0.0, 0));
+        }
+        for (s, x) in sums.iter_mut().zip(row).filter(|(_, x)| x.is_finite()) {
+            s.0 += x;
+            s.1 += 1;
+        }
+    }
+    (!sums.is_empty()).then(|| sums.iter().map(|&(x, n)| if n > 0 { x / n as f64 } else { f64::NAN }).collect())
 }
 
 /// The finished episodes of the partial run at `path`, refused when it was another run.
