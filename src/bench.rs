@@ -18,6 +18,10 @@ pub struct BenchReport {
     pub frames_per_s_single: f64,
     /// Predicted latent frames per second for 64 queries at once (horizon 8, no decoding).
     pub frames_per_s_batched_latent: f64,
+    /// Autoencoder round trips (decode a latent to an 8-bit frame, encode it again) per second at
+    /// batch 64: what re-encoding and the task cost's decoding spend per imagined frame.
+    #[serde(default)]
+    pub ae_roundtrips_per_s: f64,
     /// Dynamics training steps per second at batch 32 (forward, backward, AdamW).
     pub train_steps_per_s: f64,
     /// Achieved GFLOP/s of the transformer's forward pass at batch 64.
@@ -73,6 +77,12 @@ pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
         wm.rollout_latent(&qs, &starts, &s)?;
         Ok(())
     })?;
+    let z64 = Tensor::cat(&starts.iter().map(|z| z.narrow(0, 0, 1)).collect::<candle_core::Result<Vec<_>>>()?, 0)?;
+    let roundtrip = best_of(2, || {
+        let frames = wm.decode(&z64)?;
+        wm.encode(&frames.iter().map(|f| f.as_slice()).collect::<Vec<_>>())?;
+        Ok(())
+    })?;
     let [lc, lh, lw] = wm.meta.dit.latent;
     let slots = wm.meta.dit.action_slots();
     let inputs = |bsz: usize| -> candle_core::Result<Vec<Tensor>> {
@@ -118,6 +128,7 @@ pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
         matmul_peak_gflops: peak,
         frames_per_s_single: 32.0 / single,
         frames_per_s_batched_latent: 64.0 * 8.0 / batched,
+        ae_roundtrips_per_s: 64.0 / roundtrip,
         train_steps_per_s,
         dit_forward_gflops: gflops,
         dit_fraction_of_peak: gflops / peak,
