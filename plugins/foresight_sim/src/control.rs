@@ -58,23 +58,26 @@ pub struct OracleImagination<'a> {
     geometry: &'a GoalGeometry,
     camera: PixelCamera,
     shape: CostShape,
-    /// The goal body and the agent (projected, pixels) at the end of each candidate of the latest
-    /// `costs` call.
-    pub positions: Vec<Located>,
-    /// The same after every step of each candidate.
-    pub positions_steps: Vec<Vec<Located>>,
+    /// The goal body and the agent (projected, pixels) after every step of each candidate of the
+    /// latest `costs` call.
+    pub positions: Vec<Vec<Located>>,
 }
 
 impl<'a> OracleImagination<'a> {
     /// From the true world's current state.
     pub fn new(start: &'a SimWorld, geometry: &'a GoalGeometry, shape: CostShape) -> Self {
-        OracleImagination { start, geometry, camera: PixelCamera::new(&start.scene().camera), shape, positions: Vec::new(), positions_steps: Vec::new() }
+        OracleImagination { start, geometry, camera: PixelCamera::new(&start.scene().camera), shape, positions: Vec::new() }
     }
 
     /// The goal body's and the agent's projected positions in the true current state.
     pub fn start_positions(&self) -> Located {
         let s = self.start.body_states();
         (self.camera.project(s[self.geometry.body].position), self.camera.project(s[self.geometry.agent].position))
+    }
+
+    /// Each candidate's last positions in the latest `costs` call.
+    pub fn last_positions(&self) -> Vec<Located> {
+        self.positions.iter().map(|at| at.last().copied().unwrap_or_else(|| self.start_positions())).collect()
     }
 }
 
@@ -108,9 +111,8 @@ impl Imagination for OracleImagination<'_> {
         });
         let mut out = ra?;
         out.extend(rb?);
-        self.positions = out.iter().map(|(_, at)| at.last().copied().unwrap_or_else(|| self.start_positions())).collect();
         let costs = out.iter().map(|(c, _)| *c).collect();
-        self.positions_steps = out.into_iter().map(|(_, at)| at).collect();
+        self.positions = out.into_iter().map(|(_, at)| at).collect();
         Ok(costs)
     }
 }
@@ -223,8 +225,8 @@ impl Imagination for Audited<'_, '_> {
         self.audit.lost.body += after.body - before.body;
         let t0 = Instant::now();
         let truth = self.oracle.costs(candidates)?;
-        self.audit.positions(self.model.located_start, &self.model.located, self.oracle.start_positions(), &self.oracle.positions);
-        self.audit.steps(&self.model.located_steps, &self.oracle.positions_steps);
+        self.audit.positions(self.model.located_start, &self.model.located, self.oracle.start_positions(), &self.oracle.last_positions());
+        self.audit.steps(&self.model.located_steps, &self.oracle.positions);
         let pairs = |c: &[f32]| -> Vec<(f64, f64)> { c.iter().map(|&x| (x as f64, 0.0)).collect() };
         let rho = foresight::plan::policies::spearman(&pairs(&model), &pairs(&truth));
         let chosen = (0..model.len()).min_by(|&i, &j| model[i].total_cmp(&model[j])).unwrap_or(0);
