@@ -435,13 +435,13 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             "seconds_per_action": sum.seconds_per_action,
             "cost_spearman_vs_oracle": sum.spearman,
             "regret_px": sum.regret,
-            "imagined_body_lost": mean(results.iter().filter_map(|r| r.imagined_body_lost)),
-            "imagined_body_error_px": mean(results.iter().filter_map(|r| r.imagined_body_error_px)),
-            "imagined_agent_error_px": mean(results.iter().filter_map(|r| r.imagined_agent_error_px)),
-            "imagined_push_ratio": push_ratio(results),
-            "imagined_agent_motion_ratio": mean(results.iter().filter_map(|r| r.imagined_agent_motion_ratio)),
-            "imagined_body_error_px_by_step": mean_by_step(results.iter().filter_map(|r| r.imagined_body_error_px_by_step.as_deref())),
-            "imagined_agent_error_px_by_step": mean_by_step(results.iter().filter_map(|r| r.imagined_agent_error_px_by_step.as_deref())),
+            "imagined_body_lost": sum.body_lost,
+            "imagined_body_error_px": sum.body_error,
+            "imagined_agent_error_px": sum.agent_error,
+            "imagined_push_ratio": sum.push_ratio,
+            "imagined_agent_motion_ratio": sum.agent_motion,
+            "imagined_body_error_px_by_step": sum.body_error_by_step,
+            "imagined_agent_error_px_by_step": sum.agent_error_by_step,
             "results": results,
             "command": command,
         });
@@ -506,16 +506,15 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
         println!(
             "imagined last frames against the truth: block off by {} px, agent by {} px; the agent moved {} and pushes {} of their true length",
-            f(mean(results.iter().filter_map(|r| r.imagined_body_error_px))),
-            f(mean(results.iter().filter_map(|r| r.imagined_agent_error_px))),
-            f(mean(results.iter().filter_map(|r| r.imagined_agent_motion_ratio))),
-            f(push_ratio(&results))
+            f(sum.body_error),
+            f(sum.agent_error),
+            f(sum.agent_motion),
+            f(sum.push_ratio)
         );
     }
-    if let Some(by) = mean_by_step(results.iter().filter_map(|r| r.imagined_agent_error_px_by_step.as_deref())) {
-        let body = mean_by_step(results.iter().filter_map(|r| r.imagined_body_error_px_by_step.as_deref())).unwrap_or_default();
+    if let (Some(agent), Some(body)) = (&sum.agent_error_by_step, &sum.body_error_by_step) {
         let row = |v: &[f64]| v.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>().join(" / ");
-        println!("imagined positions off by horizon step 1..{}: agent {} px; block {} px", by.len(), row(&by), row(&body));
+        println!("imagined positions off by horizon step 1..{}: agent {} px; block {} px", agent.len(), row(agent), row(body));
     }
     if sum.at_goal > 0 {
         println!("{} starts had the block in the goal already; over the other {}: success {:.2} [95% CI {:.2}, {:.2}]", sum.at_goal, results.len() - sum.at_goal, sum.rate_moved, sum.ci_moved[0], sum.ci_moved[1]);
@@ -539,6 +538,14 @@ struct PlanSummary {
     /// Model imagination: the episodes' mean agreement with the oracle on candidate costs.
     spearman: Option<f64>,
     regret: Option<f64>,
+    /// Model imagination: the audit's position figures (see `EpisodeResult`), over episodes.
+    body_lost: Option<f64>,
+    body_error: Option<f64>,
+    agent_error: Option<f64>,
+    push_ratio: Option<f64>,
+    agent_motion: Option<f64>,
+    body_error_by_step: Option<Vec<f64>>,
+    agent_error_by_step: Option<Vec<f64>>,
 }
 
 impl PlanSummary {
@@ -559,6 +566,13 @@ impl PlanSummary {
             seconds_per_action: results.iter().map(|r| r.seconds_per_action).sum::<f64>() / n,
             spearman: mean(results.iter().filter_map(|r| r.cost_spearman_vs_oracle)),
             regret: mean(results.iter().filter_map(|r| r.regret_px)),
+            body_lost: mean(results.iter().filter_map(|r| r.imagined_body_lost)),
+            body_error: mean(results.iter().filter_map(|r| r.imagined_body_error_px)),
+            agent_error: mean(results.iter().filter_map(|r| r.imagined_agent_error_px)),
+            push_ratio: push_ratio(results),
+            agent_motion: mean(results.iter().filter_map(|r| r.imagined_agent_motion_ratio)),
+            body_error_by_step: mean_by_step(results.iter().filter_map(|r| r.imagined_body_error_px_by_step.as_deref())),
+            agent_error_by_step: mean_by_step(results.iter().filter_map(|r| r.imagined_agent_error_px_by_step.as_deref())),
         }
     }
 }
