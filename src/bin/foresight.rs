@@ -272,6 +272,10 @@ enum Cmd {
         /// Output GIF; the PNG strip is written beside it.
         #[arg(long)]
         out: PathBuf,
+        /// Also show the autoencoder's round trip of the true frames (encode, decode) as the
+        /// last sample row: the sharpest a prediction can be drawn.
+        #[arg(long)]
+        reconstruct: bool,
     },
     /// Speed: predicted frames/s (one stream, batched in latent space), training steps/s, and
     /// the transformer's GFLOP/s against the matmul peak measured first.
@@ -306,6 +310,12 @@ enum Cmd {
         /// default: the checkpoint's. Choose it on a validation set too.
         #[arg(long)]
         steps: Option<usize>,
+        /// Take the autoencoder's decoder from this world-model checkpoint, whose encoder must be
+        /// the same, weight for weight (a decoder fine-tuned with `"freeze_encoder": true`): the
+        /// latent space the transformer knows is unchanged, the frames are drawn by the new
+        /// decoder.
+        #[arg(long)]
+        decoder_from: Option<PathBuf>,
     },
     /// Print a dataset's summary: episodes, frames, contact fraction, a few captions.
     Inspect {
@@ -398,7 +408,7 @@ fn main() -> anyhow::Result<()> {
             println!("{md}");
             println!("wrote {} (+ .md, _psnr.png: model red, copy-last grey; _position.png: + constant velocity blue)", json.display());
         }
-        Cmd::Rollout { checkpoint, data, episode, context, horizon, samples, seed, out } => {
+        Cmd::Rollout { checkpoint, data, episode, context, horizon, samples, seed, out, reconstruct } => {
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut ds = foresight::data::Dataset::open(&data)?;
             let ep = ds.episode(episode)?;
@@ -415,8 +425,15 @@ fn main() -> anyhow::Result<()> {
             let secs = t0.elapsed().as_secs_f64();
             let [h, w] = wm.meta.resolution;
             let truth: Vec<&[u8]> = (context..context + horizon).map(|t| ep.frame(t)).collect();
-            let png = foresight::media::write_comparison(&out, &truth, &pred.frames, h, w)?;
-            let psnrs: Vec<String> = (0..horizon).map(|t| format!("{:.1}", foresight::eval::metrics::psnr(&pred.frames[0][t], truth[t]))).collect();
+            let mut rows = pred.frames;
+            if reconstruct {
+                let rec = wm.decode(&wm.encode(&truth)?)?;
+                let psnrs: Vec<String> = rec.iter().zip(&truth).map(|(r, t)| format!("{:.1}", foresight::eval::metrics::psnr(r, t))).collect();
+                println!("autoencoder round trip PSNR per frame: {}", psnrs.join(" "));
+                rows.push(rec);
+            }
+            let png = foresight::media::write_comparison(&out, &truth, &rows, h, w)?;
+            let psnrs: Vec<String> = (0..horizon).map(|t| format!("{:.1}", foresight::eval::metrics::psnr(&rows[0][t], truth[t]))).collect();
             println!("{} predicted frames in {:.3} s; PSNR per step: {}", horizon * samples, secs, psnrs.join(" "));
             println!("wrote {} (truth | prediction | difference) and {} (rows: truth, {samples} sample(s), difference)", out.display(), png.display());
         }
@@ -428,13 +445,21 @@ fn main() -> anyhow::Result<()> {
                 foresight::train::checkpoint::save_json(&j, &r)?;
             }
         }
-        Cmd::Export { checkpoint, out, f32, temperature, reencode_every, steps } => {
+        Cmd::Export { checkpoint, out, f32, temperature, reencode_every, steps, decoder_from } => {
             use foresight::train::checkpoint::{json_path, load_tensors, save_json, save_tensors};
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut meta = wm.meta.clone();
             meta.sampler = meta.sampler.overridden(steps, temperature, reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?;
             let dtype = if f32 { candle_core::DType::F32 } else { candle_core::DType::F16 };
-            let tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?
+            let mut tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?;
+            if let Some(src) = &decoder_from {
+                let other = foresight::world_model::WorldModel::load(src)?;
+                anyhow::ensure!(wm.meta.autoencoder == other.meta.autoencoder, "--decoder-from {}: its autoencoder is configured differently from {}'s", src.display(), checkpoint.display());
+                let n = foresight::train::autoencoder::swap_decoder(&mut tensors, &load_tensors(src, &candle_core::Device::Cpu)?).map_err(|e| anyhow::anyhow!("--decoder-from {}: {e}", src.display()))?;
+                println!("decoder: {n} tensors from {} (reconstruction PSNR {:.2} dB, was {:.2})", src.display(), other.meta.autoencoder_psnr, wm.meta.autoencoder_psnr);
+                meta.autoencoder_psnr = other.meta.autoencoder_psnr;
+            }
+            let tensors = tensors
                 .into_iter()
                 .map(|(k, v)| Ok((k, v.to_dtype(dtype)?)))
                 .collect::<candle_core::Result<std::collections::HashMap<_, _>>>()?;

@@ -236,8 +236,50 @@ pub fn install_from_world_model(weights: &Path, out: &Path, steps: u64) -> anyho
     Ok(())
 }
 
+/// Replaces the decoder tensors (`ae.decoder.*`) of a world-model checkpoint's `tensors` with
+/// those of `other`, after checking that every other autoencoder tensor (the encoder) is
+/// bit-identical in f32: a decoder fine-tuned with `freeze_encoder` then draws the frames of a
+/// transformer trained on the same latent space. Returns how many tensors were swapped.
+pub fn swap_decoder(tensors: &mut std::collections::HashMap<String, candle_core::Tensor>, other: &std::collections::HashMap<String, candle_core::Tensor>) -> Result<usize, String> {
+    let f32s = |t: &candle_core::Tensor| t.to_dtype(DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string());
+    // Check every encoder tensor before changing anything.
+    for (name, t) in tensors.iter().filter(|(k, _)| k.starts_with("ae.") && !k.starts_with("ae.decoder.")) {
+        let theirs = other.get(name).ok_or_else(|| format!("no tensor {name}"))?;
+        if f32s(t)? != f32s(theirs)? {
+            return Err(format!("its {name} differs: another encoder is another latent space, which the transformer does not know"));
+        }
+    }
+    let mut swapped = 0;
+    for (name, t) in tensors.iter_mut().filter(|(k, _)| k.starts_with("ae.decoder.")) {
+        let theirs = other.get(name).ok_or_else(|| format!("no tensor {name}"))?;
+        if theirs.dims() != t.dims() {
+            return Err(format!("{name} is {:?}, not {:?}", theirs.dims(), t.dims()));
+        }
+        *t = theirs.to_dtype(t.dtype()).map_err(|e| e.to_string())?;
+        swapped += 1;
+    }
+    if swapped == 0 {
+        return Err("no autoencoder decoder tensors (ae.decoder.*)".into());
+    }
+    Ok(swapped)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn swap_decoder_takes_the_decoder_only_when_the_encoders_match() {
+        let dev = candle_core::Device::Cpu;
+        let t = |v: &[f32]| candle_core::Tensor::new(v, &dev).unwrap();
+        let mk = |enc: f32, dec: f32| std::collections::HashMap::from([("ae.encoder.w".to_string(), t(&[enc, 1.0])), ("ae.decoder.w".to_string(), t(&[dec, 2.0])), ("dit.w".to_string(), t(&[7.0]))]);
+        let mut mine = mk(0.5, 3.0);
+        assert_eq!(super::swap_decoder(&mut mine, &mk(0.5, 9.0)), Ok(1));
+        assert_eq!(mine["ae.decoder.w"].to_vec1::<f32>().unwrap(), vec![9.0, 2.0]);
+        assert_eq!(mine["dit.w"].to_vec1::<f32>().unwrap(), vec![7.0]);
+        let err = super::swap_decoder(&mut mine, &mk(0.25, 4.0)).unwrap_err();
+        assert!(err.contains("ae.encoder.w"), "{err}");
+        assert_eq!(mine["ae.decoder.w"].to_vec1::<f32>().unwrap(), vec![9.0, 2.0], "nothing swapped on a mismatch");
+    }
+
     #[test]
     fn colour_weights_pick_saturated_pixels() {
         let dev = candle_core::Device::Cpu;

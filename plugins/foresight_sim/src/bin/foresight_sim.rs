@@ -126,6 +126,10 @@ struct EvalPoliciesArgs {
     /// Only the true scene (to tune or compare the policies themselves; model keys are null).
     #[arg(long)]
     true_only: bool,
+    /// Only these policies (comma-separated names as printed: scripted, noisy-scripted-0.15, ...,
+    /// random, zero); the statistics then cover only them. Default: all seven.
+    #[arg(long, value_delimiter = ',')]
+    policies: Vec<String>,
 
     /// World model: Euler steps per predicted frame (default: the checkpoint's).
     #[arg(long)]
@@ -637,7 +641,7 @@ fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()>
     let seeds: Vec<u64> = (0..a.episodes as u64).map(|i| foresight::rng::episode_seed(&scene.name, a.seed, i)).collect();
     let trained: std::collections::HashSet<u64> = model.meta.train_seeds.iter().copied().collect();
     anyhow::ensure!(seeds.iter().all(|s| !trained.contains(s)), "some starts were training episodes of the checkpoint; choose another --seed");
-    let kinds = [
+    let all = [
         FramePolicyKind::Scripted { noise: 0.0 },
         FramePolicyKind::Scripted { noise: 0.15 },
         FramePolicyKind::Scripted { noise: 0.3 },
@@ -646,6 +650,16 @@ fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()>
         FramePolicyKind::Random,
         FramePolicyKind::Zero,
     ];
+    let name_of = |k: FramePolicyKind| foresight::plan::policies::FramePolicy::new(&scene, k, 0).map(|p| p.name()).map_err(|e| anyhow::anyhow!(e));
+    let mut kinds = Vec::new();
+    for k in all {
+        if a.policies.is_empty() || a.policies.contains(&name_of(k)?) {
+            kinds.push(k);
+        }
+    }
+    if let Some(unknown) = a.policies.iter().find(|p| !all.iter().any(|&k| name_of(k).is_ok_and(|n| &n == *p))) {
+        anyhow::bail!("--policies: no policy named `{unknown}` (scripted, noisy-scripted-0.15, noisy-scripted-0.30, noisy-scripted-0.60, noisy-scripted-1.20, random, zero)");
+    }
     if let Some(dir) = a.json.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
@@ -653,7 +667,7 @@ fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()>
     let sampler = model.meta.sampler.overridden(a.sampler_steps, a.temperature, a.reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?;
     let mut rows = Vec::new();
     for kind in kinds {
-        let name = foresight::plan::policies::FramePolicy::new(&scene, kind, 0).map_err(|e| anyhow::anyhow!(e))?.name();
+        let name = name_of(kind)?;
         let t0 = std::time::Instant::now();
         let (truth, true_frames) = in_true_scene(&scene, &mut renderer, kind, &seeds, a.steps)?;
         if a.true_only {
