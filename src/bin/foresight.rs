@@ -310,8 +310,8 @@ enum Cmd {
         /// default: the checkpoint's. Choose it on a validation set too.
         #[arg(long)]
         steps: Option<usize>,
-        /// Take the autoencoder's decoder from this world-model checkpoint, whose encoder must be
-        /// the same, weight for weight (a decoder fine-tuned with `"freeze_encoder": true`): the
+        /// Take the autoencoder's decoder from this world-model (or bare `autoencoder.safetensors`)
+        /// checkpoint, whose encoder must be the same, weight for weight (a decoder fine-tuned with `"freeze_encoder": true`): the
         /// latent space the transformer knows is unchanged, the frames are drawn by the new
         /// decoder.
         #[arg(long)]
@@ -453,11 +453,20 @@ fn main() -> anyhow::Result<()> {
             let dtype = if f32 { candle_core::DType::F32 } else { candle_core::DType::F16 };
             let mut tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?;
             if let Some(src) = &decoder_from {
-                let other = foresight::world_model::WorldModel::load(src)?;
-                anyhow::ensure!(wm.meta.autoencoder == other.meta.autoencoder, "--decoder-from {}: its autoencoder is configured differently from {}'s", src.display(), checkpoint.display());
-                let n = foresight::train::autoencoder::swap_decoder(&mut tensors, &load_tensors(src, &candle_core::Device::Cpu)?).map_err(|e| anyhow::anyhow!("--decoder-from {}: {e}", src.display()))?;
-                println!("decoder: {n} tensors from {} (reconstruction PSNR {:.2} dB, was {:.2})", src.display(), other.meta.autoencoder_psnr, wm.meta.autoencoder_psnr);
-                meta.autoencoder_psnr = other.meta.autoencoder_psnr;
+                // A world model, or a bare autoencoder (`autoencoder.safetensors` of a run, for
+                // checkpoints taken while its decoder is still training).
+                let cpu = candle_core::Device::Cpu;
+                let (theirs, config, psnr) = match foresight::world_model::WorldModel::load(src) {
+                    Ok(o) => (load_tensors(src, &cpu)?, o.meta.autoencoder.clone(), o.meta.autoencoder_psnr),
+                    Err(e) => {
+                        let ae = foresight::train::autoencoder::load_autoencoder(src, &cpu).map_err(|e2| anyhow::anyhow!("--decoder-from {}: neither a world model ({e}) nor an autoencoder ({e2})", src.display()))?;
+                        (load_tensors(src, &cpu)?.into_iter().map(|(k, v)| (format!("ae.{k}"), v)).collect(), ae.meta.config, ae.meta.val_psnr)
+                    }
+                };
+                anyhow::ensure!(wm.meta.autoencoder == config, "--decoder-from {}: its autoencoder is configured differently from {}'s", src.display(), checkpoint.display());
+                let n = foresight::train::autoencoder::swap_decoder(&mut tensors, &theirs).map_err(|e| anyhow::anyhow!("--decoder-from {}: {e}", src.display()))?;
+                println!("decoder: {n} tensors from {} (reconstruction PSNR {psnr:.2} dB, was {:.2})", src.display(), wm.meta.autoencoder_psnr);
+                meta.autoencoder_psnr = psnr;
             }
             let tensors = tensors
                 .into_iter()
