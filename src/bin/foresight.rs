@@ -311,9 +311,9 @@ enum Cmd {
         #[arg(long)]
         steps: Option<usize>,
         /// Take the autoencoder's decoder from this world-model (or bare `autoencoder.safetensors`)
-        /// checkpoint, whose encoder must be the same, weight for weight (a decoder fine-tuned with `"freeze_encoder": true`): the
-        /// latent space the transformer knows is unchanged, the frames are drawn by the new
-        /// decoder.
+        /// checkpoint, whose encoder must be the same, weight for weight (a decoder fine-tuned
+        /// with `"freeze_encoder": true`): the latent space the transformer knows is unchanged,
+        /// the frames are drawn by the new decoder.
         #[arg(long)]
         decoder_from: Option<PathBuf>,
     },

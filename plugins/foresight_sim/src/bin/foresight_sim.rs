@@ -650,24 +650,18 @@ fn evaluate_policies(a: EvalPoliciesArgs, command: String) -> anyhow::Result<()>
         FramePolicyKind::Random,
         FramePolicyKind::Zero,
     ];
-    let name_of = |k: FramePolicyKind| foresight::plan::policies::FramePolicy::new(&scene, k, 0).map(|p| p.name()).map_err(|e| anyhow::anyhow!(e));
-    let mut kinds = Vec::new();
-    for k in all {
-        if a.policies.is_empty() || a.policies.contains(&name_of(k)?) {
-            kinds.push(k);
-        }
+    let named = all.iter().map(|&k| Ok((k, foresight::plan::policies::FramePolicy::new(&scene, k, 0).map_err(|e| anyhow::anyhow!(e))?.name()))).collect::<anyhow::Result<Vec<_>>>()?;
+    if let Some(unknown) = a.policies.iter().find(|p| !named.iter().any(|(_, n)| n == *p)) {
+        anyhow::bail!("--policies: no policy named `{unknown}` ({})", named.iter().map(|(_, n)| n.as_str()).collect::<Vec<_>>().join(", "));
     }
-    if let Some(unknown) = a.policies.iter().find(|p| !all.iter().any(|&k| name_of(k).is_ok_and(|n| &n == *p))) {
-        anyhow::bail!("--policies: no policy named `{unknown}` (scripted, noisy-scripted-0.15, noisy-scripted-0.30, noisy-scripted-0.60, noisy-scripted-1.20, random, zero)");
-    }
+    let kinds: Vec<(FramePolicyKind, String)> = named.into_iter().filter(|(_, n)| a.policies.is_empty() || a.policies.contains(n)).collect();
     if let Some(dir) = a.json.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut renderer = foresight_sim::Renderer::new(scene.clone(), a.episodes.min(64))?;
     let sampler = model.meta.sampler.overridden(a.sampler_steps, a.temperature, a.reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?;
     let mut rows = Vec::new();
-    for kind in kinds {
-        let name = name_of(kind)?;
+    for (kind, name) in kinds {
         let t0 = std::time::Instant::now();
         let (truth, true_frames) = in_true_scene(&scene, &mut renderer, kind, &seeds, a.steps)?;
         if a.true_only {
