@@ -456,8 +456,9 @@ fn main() -> anyhow::Result<()> {
                 // A world model, or a bare autoencoder (`autoencoder.safetensors` of a run, for
                 // checkpoints taken while its decoder is still training).
                 let cpu = candle_core::Device::Cpu;
-                let (theirs, config, psnr) = match foresight::world_model::WorldModel::load(src) {
-                    Ok(o) => (load_tensors(src, &cpu)?, o.meta.autoencoder.clone(), o.meta.autoencoder_psnr),
+                // Only the JSON is read to tell the two apart; the weights are read once, below.
+                let (theirs, config, psnr) = match foresight::train::checkpoint::load_json::<foresight::world_model::WorldModelMeta>(&json_path(src)) {
+                    Ok(m) => (load_tensors(src, &cpu)?, m.autoencoder, m.autoencoder_psnr),
                     Err(e) => {
                         let ae = foresight::train::autoencoder::load_autoencoder(src, &cpu).map_err(|e2| anyhow::anyhow!("--decoder-from {}: neither a world model ({e}) nor an autoencoder ({e2})", src.display()))?;
                         (load_tensors(src, &cpu)?.into_iter().map(|(k, v)| (format!("ae.{k}"), v)).collect(), ae.meta.config, ae.meta.val_psnr)
