@@ -9,7 +9,12 @@
 #       6. 500 more, fewer of those, more own context      configs/push_conv_polish.json runs/push-conv-polish
 #          (the push shipped in sessions 7-9; bounce and arm start from it)
 #       7. 400 on own context re-encoded every 2nd frame   configs/push_conv_r2.json    runs/push-conv-r2
-#          (5 to 7 on scripted + random-policy episodes)   -> assets/push.safetensors
+#          (5 to 7 on scripted + random-policy episodes; the push shipped in sessions 10-15)
+#       8. contact windows, 1,500 steps (+ held pushes)     configs/push_contact.json    runs/push-contact
+#       9. a quarter contact windows, 2,000 of 3,000 steps  configs/push_mix.json        runs/push-mix
+#          (+ a second held-push set)
+#      10. 400 on scripted + random again, own context 0.8 configs/push_mix_polish.json runs/push-mix-polish
+#                                                          -> assets/push.safetensors (session 16)
 #   scripts/train_shipped.sh push-base   # the patch-autoencoder push base (configs/default.json,
 #                                        # runs/push-ship) that the patch bounce and arm (sessions 4-9) started from
 #   scripts/train_shipped.sh bounce|arm  # convolutional (session 10), from the push of sessions 7-9:
@@ -72,7 +77,17 @@ case "$name" in
     train_to configs/push_conv_text.json runs/push-conv-text dynamics.state.json 1200 --data "$data" --data data/push-random --init runs/push-conv-self/world_model.safetensors
     train_to configs/push_conv_polish.json runs/push-conv-polish dynamics.state.json 500 --data "$data" --data data/push-random --init runs/push-conv-text/world_model.safetensors
     train_to configs/push_conv_r2.json runs/push-conv-r2 dynamics.state.json 400 --data "$data" --data data/push-random --init runs/push-conv-polish/world_model.safetensors
-    out=runs/push-conv-r2
+    # Sessions 13-16 (README): the pushes. Held actions (planner-like candidates held 4 steps)
+    # give the sustained contacts; the contact stage started from the f16 export of stage 7 (the
+    # push then shipped), so it is made here as it was.
+    [ -f data/push-held/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/push.ron --episodes 512 --seed 40000 --policy held --out data/push-held
+    [ -f data/push-held2/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/push.ron --episodes 1024 --seed 60000 --policy held --out data/push-held2
+    [ -f runs/push-session10.safetensors ] || "$bin/foresight" export --checkpoint runs/push-conv-r2/world_model.safetensors --out runs/push-session10.safetensors --temperature 0.5 --reencode-every 2 --steps 1
+    cache=(--latent-cache data/.latent-cache)
+    train_to configs/push_contact.json runs/push-contact dynamics.state.json 1500 --data "$data" --data data/push-random --data data/push-held --init runs/push-session10.safetensors "${cache[@]}"
+    train_to configs/push_mix.json runs/push-mix dynamics.state.json 2000 --data "$data" --data data/push-random --data data/push-held --data data/push-held2 --init runs/push-contact/world_model.safetensors "${cache[@]}"
+    train_to configs/push_mix_polish.json runs/push-mix-polish dynamics.state.json 400 --data "$data" --data data/push-random --init runs/push-mix/world_model.safetensors "${cache[@]}"
+    out=runs/push-mix-polish
     # Sampler chosen on validation episodes (data/push-val: 32, run seed 3000, not the evaluation
     # seeds): temperatures 0.25 to 1 (session 9), re-encoding each, every 2nd or 3rd frame (session
     # 10), 1, 2 or 3 Euler steps and action guidance 1.5 (session 11).
