@@ -312,8 +312,9 @@ enum Cmd {
         steps: Option<usize>,
         /// Take the autoencoder's decoder from this world-model (or bare `autoencoder.safetensors`)
         /// checkpoint, whose encoder must be the same, weight for weight (a decoder fine-tuned
-        /// with `"freeze_encoder": true`): the latent space the transformer knows is unchanged,
-        /// the frames are drawn by the new decoder.
+        /// with `"freeze_encoder": true`, possibly with another head or a full-resolution
+        /// refinement): the latent space the transformer knows is unchanged, the frames are
+        /// drawn by the new decoder.
         #[arg(long)]
         decoder_from: Option<PathBuf>,
     },
@@ -464,10 +465,11 @@ fn main() -> anyhow::Result<()> {
                         (load_tensors(src, &cpu)?.into_iter().map(|(k, v)| (format!("ae.{k}"), v)).collect(), ae.meta.config, ae.meta.val_psnr)
                     }
                 };
-                anyhow::ensure!(wm.meta.autoencoder == config, "--decoder-from {}: its autoencoder is configured differently from {}'s", src.display(), checkpoint.display());
+                anyhow::ensure!(wm.meta.autoencoder.same_encoder(&config), "--decoder-from {}: its encoder or latent is configured differently from {}'s", src.display(), checkpoint.display());
                 let n = foresight::train::autoencoder::swap_decoder(&mut tensors, &theirs).map_err(|e| anyhow::anyhow!("--decoder-from {}: {e}", src.display()))?;
                 println!("decoder: {n} tensors from {} (reconstruction PSNR {psnr:.2} dB, was {:.2})", src.display(), wm.meta.autoencoder_psnr);
                 meta.autoencoder_psnr = psnr;
+                meta.autoencoder = config;
             }
             let tensors = tensors
                 .into_iter()

@@ -40,6 +40,12 @@ impl Conv3x3 {
     pub fn new(cin: usize, cout: usize, vb: VarBuilder) -> Result<Self> {
         Ok(Conv3x3 { proj: linear(9 * cin, cout, vb)? })
     }
+
+    /// The same with weight and bias starting at zero (an output that starts silent).
+    pub fn zeros(cin: usize, cout: usize, vb: VarBuilder) -> Result<Self> {
+        let zero = candle_nn::Init::Const(0.0);
+        Ok(Conv3x3 { proj: Linear::new(vb.get_with_hints((cout, 9 * cin), "weight", zero)?, Some(vb.get_with_hints(cout, "bias", zero)?)) })
+    }
 }
 
 impl Module for Conv3x3 {

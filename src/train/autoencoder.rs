@@ -239,7 +239,9 @@ pub fn install_from_world_model(weights: &Path, out: &Path, steps: u64) -> anyho
 /// Replaces the decoder tensors (`ae.decoder.*`) of a world-model checkpoint's `tensors` with
 /// those of `other`, after checking that every other autoencoder tensor (the encoder) is
 /// bit-identical in f32: a decoder fine-tuned with `freeze_encoder` then draws the frames of a
-/// transformer trained on the same latent space. Returns how many tensors were swapped.
+/// transformer trained on the same latent space. The decoders may differ in their output head
+/// or refinement (the caller checks the configs with `same_encoder`): all of ours go, all of
+/// theirs come. Returns how many tensors were taken.
 pub fn swap_decoder(tensors: &mut std::collections::HashMap<String, candle_core::Tensor>, other: &std::collections::HashMap<String, candle_core::Tensor>) -> Result<usize, String> {
     let f32s = |t: &candle_core::Tensor| t.to_dtype(DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string());
     // Check every encoder tensor before changing anything.
@@ -249,19 +251,16 @@ pub fn swap_decoder(tensors: &mut std::collections::HashMap<String, candle_core:
             return Err(format!("its {name} differs: another encoder is another latent space, which the transformer does not know"));
         }
     }
-    let mut swapped = 0;
-    for (name, t) in tensors.iter_mut().filter(|(k, _)| k.starts_with("ae.decoder.")) {
-        let theirs = other.get(name).ok_or_else(|| format!("no tensor {name}"))?;
-        if theirs.dims() != t.dims() {
-            return Err(format!("{name} is {:?}, not {:?}", theirs.dims(), t.dims()));
-        }
-        *t = theirs.to_dtype(t.dtype()).map_err(|e| e.to_string())?;
-        swapped += 1;
-    }
-    if swapped == 0 {
+    let dtype = tensors.iter().find(|(k, _)| k.starts_with("ae.decoder.")).map(|(_, t)| t.dtype()).ok_or("the checkpoint has no autoencoder decoder tensors (ae.decoder.*)")?;
+    let theirs: Vec<(&String, &candle_core::Tensor)> = other.iter().filter(|(k, _)| k.starts_with("ae.decoder.")).collect();
+    if theirs.is_empty() {
         return Err("no autoencoder decoder tensors (ae.decoder.*)".into());
     }
-    Ok(swapped)
+    let converted = theirs.into_iter().map(|(k, t)| Ok((k.clone(), t.to_dtype(dtype).map_err(|e| e.to_string())?))).collect::<Result<Vec<_>, String>>()?;
+    tensors.retain(|k, _| !k.starts_with("ae.decoder."));
+    let n = converted.len();
+    tensors.extend(converted);
+    Ok(n)
 }
 
 #[cfg(test)]
@@ -275,6 +274,13 @@ mod tests {
         assert_eq!(super::swap_decoder(&mut mine, &mk(0.5, 9.0)), Ok(1));
         assert_eq!(mine["ae.decoder.w"].to_vec1::<f32>().unwrap(), vec![9.0, 2.0]);
         assert_eq!(mine["dit.w"].to_vec1::<f32>().unwrap(), vec![7.0]);
+        // A decoder with another head or a refinement: ours go, theirs come.
+        let mut refined = mk(0.5, 5.0);
+        refined.insert("ae.decoder.refine.w".to_string(), t(&[1.5]));
+        assert_eq!(super::swap_decoder(&mut mine, &refined), Ok(2));
+        assert_eq!(mine["ae.decoder.refine.w"].to_vec1::<f32>().unwrap(), vec![1.5]);
+        assert_eq!(super::swap_decoder(&mut mine, &mk(0.5, 9.0)), Ok(1));
+        assert!(!mine.contains_key("ae.decoder.refine.w"));
         let err = super::swap_decoder(&mut mine, &mk(0.25, 4.0)).unwrap_err();
         assert!(err.contains("ae.encoder.w"), "{err}");
         assert_eq!(mine["ae.decoder.w"].to_vec1::<f32>().unwrap(), vec![9.0, 2.0], "nothing swapped on a mismatch");

@@ -937,7 +937,7 @@ mod tests {
     fn latent_cache_returns_the_encoded_latents() {
         let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
         let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
-        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0 };
+        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0, refine_width: 0, refine_depth: 0 };
         meta.dit = DitConfig { latent: [4, 16, 16], patch: 4, context: 4, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: None, bidirectional: true, chunk: 1, token_actions: false };
         let wm = WorldModel::build(meta, &VarMap::new(), &Device::Cpu).unwrap();
         let mut rng = Rng::new(5);
@@ -978,7 +978,7 @@ mod tests {
     fn self_condition_case(reencode_frames: bool, every: usize) {
         let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
         let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
-        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0 };
+        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0, refine_width: 0, refine_depth: 0 };
         meta.dit = DitConfig { latent: [4, 16, 16], patch: 4, context: 4, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: None, bidirectional: true, chunk: 2, token_actions: false };
         meta.delta_scale = 0.5;
         let device = Device::Cpu;

@@ -8,8 +8,8 @@ use foresight::train::{AdamW, AdamWConfig};
 #[test]
 fn every_autoencoder_tensor_gets_a_gradient() {
     // The patch transformer with its linear head and with the pixel head (per-pixel MLP), and
-    // the convolutional autoencoder.
-    for config in [AutoencoderConfig::tiny(), AutoencoderConfig::tiny().with_pixel_head(4, 8), AutoencoderConfig::tiny_conv()] {
+    // the convolutional autoencoder without and with the full-resolution refinement.
+    for config in [AutoencoderConfig::tiny(), AutoencoderConfig::tiny().with_pixel_head(4, 8), AutoencoderConfig::tiny_conv(), AutoencoderConfig::tiny_conv().with_refinement(4, 1)] {
         gradients_reach_every_tensor(config);
     }
 }
@@ -19,6 +19,7 @@ fn gradients_reach_every_tensor(config: AutoencoderConfig) {
     let vm = VarMap::new();
     let pixel_head = config.pixel_features > 0;
     let patch = config.kind == AeKind::Patch;
+    let refine = config.refine_width > 0;
     let (lc, lh, lw) = config.latent_shape();
     let ae = Autoencoder::new(config, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
     let x = Tensor::rand(-1f32, 1f32, (2, 3, 16, 16), &dev).unwrap();
@@ -26,14 +27,19 @@ fn gradients_reach_every_tensor(config: AutoencoderConfig) {
     assert_eq!(z.dims(), &[2, lc, lh, lw]);
     let y = ae.decode(&z).unwrap();
     assert_eq!(y.dims(), x.dims());
-    let loss = (y - &x).unwrap().sqr().unwrap().mean_all().unwrap();
-    let grads = loss.backward().unwrap();
+    let loss_of = || ae.decode(&ae.encode(&x).unwrap()).unwrap().sub(&x).unwrap().sqr().unwrap().mean_all().unwrap();
     let vars = vm.data().lock().unwrap().clone();
+    // After one optimiser step: the refinement's output layer starts at zero (a decoder
+    // trained without it starts unchanged), so the blocks before it are silent at step 0.
+    let mut opt = AdamW::new(vars.clone(), AdamWConfig { lr: 1e-2, ..Default::default() }).unwrap();
+    opt.step(&loss_of().backward().unwrap()).unwrap();
+    let grads = loss_of().backward().unwrap();
     assert!(vars.len() > 20);
     if patch {
         assert_eq!(vars.contains_key("decoder.pixel_fc1.weight"), pixel_head);
         assert_eq!(vars.contains_key("decoder.out.weight"), !pixel_head);
     }
+    assert_eq!(vars.contains_key("decoder.refine.out.weight"), refine);
     for (name, var) in vars {
         let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("{name} received no gradient"));
         let n = g.abs().unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap();
