@@ -400,6 +400,53 @@ fn a_convolutional_autoencoder_trains_end_to_end() {
     assert_eq!((p.frames.len(), p.frames[0].len(), p.frames[0][0].len()), (2, 3, 64 * 64 * 3));
     let again = wm.predict(&query(&wm, 2, 7, 3), &wm.meta.sampler).unwrap();
     assert_eq!(p.frames, again.frames, "same seed, same bytes");
+    // A decoder with a full-resolution refinement, trained on body crops with the encoder
+    // frozen, then put under the transformer: the latent space (the codes) stays, the frames
+    // are drawn by the new decoder.
+    let ckpt = out.join("world_model.safetensors");
+    let refine = tiny_config(&base, "refine.json", |cfg| {
+        cfg["autoencoder"] = serde_json::json!({"kind": "conv", "resolution": [64, 64], "patch": 4, "dim": 8, "depth": 1, "heads": 1, "mlp_ratio": 1, "latent_channels": 2, "latent_patch": 1, "refine_width": 4, "refine_depth": 1});
+        cfg["autoencoder_stage"] = serde_json::json!({"steps": 3, "batch": 4, "lr": 0.01, "warmup": 1, "freeze_encoder": true, "crop": 32});
+        cfg["dynamics_stage"]["steps"] = 0.into();
+    });
+    let dec = base.join("dec");
+    assert!(train_with(&refine, &data, &dec, &["--init".as_ref(), ckpt.as_os_str()]));
+    let exported = base.join("refined.safetensors");
+    let export = |from: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_foresight"))
+            .args(["export", "--f32", "--checkpoint"])
+            .arg(&ckpt)
+            .arg("--out")
+            .arg(&exported)
+            .arg("--decoder-from")
+            .arg(from)
+            .status()
+            .unwrap()
+            .success()
+    };
+    assert!(export(&dec.join("autoencoder.safetensors")));
+    let refined = WorldModel::load(&exported).unwrap();
+    assert_eq!((refined.meta.autoencoder.refine_width, refined.meta.autoencoder.refine_depth), (4, 1));
+    let frame: Vec<u8> = (0..64 * 64 * 3).map(|i| (i * 37 % 251) as u8).collect();
+    assert_eq!(code(&wm, &frame), code(&refined, &frame), "the encoder is the same");
+    let z = wm.encode(&[frame.as_slice()]).unwrap();
+    assert_ne!(wm.decode(&z).unwrap(), refined.decode(&z).unwrap(), "the decoder was trained");
+    let q = refined.predict(&query(&refined, 2, 7, 3), &refined.meta.sampler).unwrap();
+    assert_eq!(q.frames[0].len(), 3);
+    // A decoder over another encoder is refused.
+    assert!(!export(&ckpt_of_another_encoder(&base, &data)));
+}
+
+/// A conv world model trained from another seed (another encoder).
+fn ckpt_of_another_encoder(base: &Path, data: &Path) -> PathBuf {
+    let out = base.join("other");
+    let cfg = tiny_config(base, "other.json", |cfg| {
+        cfg["seed"] = 99.into();
+        cfg["autoencoder"] = serde_json::json!({"kind": "conv", "resolution": [64, 64], "patch": 4, "dim": 8, "depth": 1, "heads": 1, "mlp_ratio": 1, "latent_channels": 2, "latent_patch": 1});
+        cfg["dynamics_stage"]["steps"] = 1.into();
+    });
+    assert!(train_with(&cfg, data, &out, &[]));
+    out.join("world_model.safetensors")
 }
 
 #[test]
