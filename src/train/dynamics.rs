@@ -125,6 +125,23 @@ fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     h
 }
 
+/// The latent cache's key of an autoencoder: its encoder's weights (`encoder.*`, by name) and
+/// its latent scale, the only things a latent depends on; a decoder trained on a frozen encoder
+/// (`"freeze_encoder": true`) keeps the cache.
+fn encoder_key(weights: &Path) -> anyhow::Result<u64> {
+    let meta: super::autoencoder::AutoencoderMeta = load_json(&json_path(weights))?;
+    let tensors = load_tensors(weights, &Device::Cpu)?;
+    let mut names: Vec<&String> = tensors.keys().filter(|k| k.starts_with("encoder.")).collect();
+    anyhow::ensure!(!names.is_empty(), "{} holds no encoder tensors (encoder.*)", weights.display());
+    names.sort();
+    let mut key = hash_bytes(0x1a7e, &meta.latent_scale.to_le_bytes());
+    for name in names {
+        let values: Vec<f32> = tensors[name].to_dtype(candle_core::DType::F32)?.flatten_all()?.to_vec1()?;
+        key = hash_bytes(hash_bytes(key, name.as_bytes()), &values.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>());
+    }
+    Ok(key)
+}
+
 /// Latents of every episode. With `cache` = (folder, key of the autoencoder's weights), an
 /// episode's latents are read from `folder/<ae key>-<frames key>.f32` when that file holds the
 /// right number of values, and written there (atomically) after encoding otherwise; encoding is
@@ -605,9 +622,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     let cache = match job.latent_cache {
         Some(dir) => {
             std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("creating the latent cache {}: {e}", dir.display()))?;
-            let ae = out.join("autoencoder.safetensors");
-            let bytes = std::fs::read(&ae).map_err(|e| anyhow::anyhow!("reading {}: {e}", ae.display()))?;
-            Some((dir, hash_bytes(0x1a7e, &bytes)))
+            Some((dir, encoder_key(&out.join("autoencoder.safetensors"))?))
         }
         None => None,
     };
@@ -846,6 +861,26 @@ pub fn measure_train_speed(meta: &WorldModelMeta, batch: usize, steps: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_latent_cache_key_follows_the_encoder_and_scale_not_the_decoder() {
+        let dir = std::env::temp_dir().join(format!("foresight-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("autoencoder.safetensors");
+        let t = |v: f32| Tensor::new(&[v, 1.0], &Device::Cpu).unwrap();
+        let key = |enc: f32, dec: f32, scale: f32| {
+            let tensors = std::collections::HashMap::from([("encoder.w".to_string(), t(enc)), ("decoder.w".to_string(), t(dec))]);
+            save_tensors(&path, &tensors).unwrap();
+            let meta = super::super::autoencoder::AutoencoderMeta { format_version: 1, config: crate::model::AutoencoderConfig::tiny_conv(), resolution: [16, 16], latent_scale: scale, val_psnr: 0.0, steps: 0 };
+            save_json(&json_path(&path), &meta).unwrap();
+            encoder_key(&path).unwrap()
+        };
+        let base = key(0.5, 2.0, 1.0);
+        assert_eq!(key(0.5, 3.0, 1.0), base, "a new decoder keeps the cache");
+        assert_ne!(key(0.25, 2.0, 1.0), base);
+        assert_ne!(key(0.5, 2.0, 1.5), base);
+        std::fs::remove_dir_all(&dir).ok();
+    }
 
     /// A tiny two-frame-chunk model with a fresh (zero) output layer, so that every prediction
     /// is "no change": a replaced context frame must equal the frame before it.
