@@ -398,27 +398,6 @@ impl Autoencoder {
         }
     }
 
-    /// Convolutional only: frames of any size that is a multiple of 4 (crops, for training)
-    /// to latents `(B, C, H/4, W/4)`, through the same weights as [`Autoencoder::encode`].
-    pub fn encode_crops(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, ch, h, w) = x.dims4()?;
-        match &self.net {
-            Net::Conv(n) if ch == 3 && h % 4 == 0 && w % 4 == 0 => n.encode(x),
-            Net::Conv(_) => candle_core::bail!("crops are {:?}; expected (B, 3, H, W) with H and W multiples of 4", x.dims()),
-            Net::Patch(_) => candle_core::bail!("only the convolutional autoencoder takes crops"),
-        }
-    }
-
-    /// Convolutional only: the inverse of [`Autoencoder::encode_crops`].
-    pub fn decode_crops(&self, z: &Tensor) -> Result<Tensor> {
-        let (_, zc, _, _) = z.dims4()?;
-        match &self.net {
-            Net::Conv(n) if zc == self.config.latent_channels => n.decode(z),
-            Net::Conv(_) => candle_core::bail!("latent crops are {:?}; expected {} channels", z.dims(), self.config.latent_channels),
-            Net::Patch(_) => candle_core::bail!("only the convolutional autoencoder takes crops"),
-        }
-    }
-
     /// Latents `(B, C, h, w)` to frames in (about) [-1, 1].
     pub fn decode(&self, z: &Tensor) -> Result<Tensor> {
         let c = &self.config;

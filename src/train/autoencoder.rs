@@ -115,10 +115,6 @@ pub fn train_autoencoder(
     mut progress: impl FnMut(u64, f64, f64, Option<f64>),
 ) -> anyhow::Result<AutoencoderMeta> {
     anyhow::ensure!(cfg.resolution == [pool.height, pool.width], "the autoencoder is configured for {:?} frames, the dataset has {}x{}", cfg.resolution, pool.height, pool.width);
-    if stage.crop > 0 {
-        anyhow::ensure!(cfg.kind == crate::model::autoencoder::AeKind::Conv, "autoencoder_stage.crop {} needs the convolutional autoencoder (\"kind\": \"conv\")", stage.crop);
-        anyhow::ensure!(stage.crop % 4 == 0 && stage.crop <= pool.height.min(pool.width), "autoencoder_stage.crop {} must be a multiple of 4 and at most the frame side ({}x{})", stage.crop, pool.height, pool.width);
-    }
     let weights = out.join("autoencoder.safetensors");
     let opt_path = out.join("autoencoder.opt.safetensors");
     let state_path = out.join("autoencoder.state.json");
@@ -160,18 +156,9 @@ pub fn train_autoencoder(
         opt.config.lr = lr_at(stage, step);
         let mut rng = Rng::new(seed ^ crate::rng::mix64(step.wrapping_add(1)));
         let batch: Vec<&[u8]> = (0..stage.batch).map(|_| pool.train_frame(rng.below(pool.train_len()))).collect();
-        let (x, z) = if stage.crop > 0 {
-            let crops: Vec<Vec<u8>> = batch.iter().map(|f| body_crop(f, h, w, stage.crop, &mut rng)).collect();
-            let x = frames_to_tensor(&crops.iter().map(|c| c.as_slice()).collect::<Vec<_>>(), stage.crop, stage.crop, device)?;
-            let z = model.encode_crops(&x)?;
-            (x, z)
-        } else {
-            let x = frames_to_tensor(&batch, h, w, device)?;
-            let z = model.encode(&x)?;
-            (x, z)
-        };
-        let z = if stage.freeze_encoder { z.detach() } else { z };
-        let y = if stage.crop > 0 { model.decode_crops(&z)? } else { model.decode(&z)? };
+        let x = frames_to_tensor(&batch, h, w, device)?;
+        let z = model.encode(&x)?;
+        let y = model.decode(&if stage.freeze_encoder { z.detach() } else { z })?;
         let diff = (&y - &x)?;
         let diff = if stage.colour_weight > 0.0 { diff.broadcast_mul(&colour_weights(&x, stage.colour_weight)?)? } else { diff };
         // L1 keeps flat colours' edges sharp; MSE is what PSNR measures.
@@ -204,34 +191,6 @@ pub fn train_autoencoder(
     }
     state.seconds = started.elapsed().as_secs_f64();
     save(&vm, &opt, &state, val_psnr)
-}
-
-/// A `side`×`side` crop of an `h`×`w` RGB frame at a corner on the 4-pixel grid (the conv
-/// autoencoder's shift period): 3 times in 4 around a random pixel of saturated colour (a
-/// body; channels spread by more than 38 of 255, as [`colour_weights`]), else anywhere, and
-/// anywhere when the frame has no such pixel.
-pub fn body_crop(frame: &[u8], h: usize, w: usize, side: usize, rng: &mut Rng) -> Vec<u8> {
-    let corner = |c: usize, len: usize| (c.saturating_sub(side / 2) / 4 * 4).min((len - side) / 4 * 4);
-    let bodies: Vec<usize> = if rng.below(4) < 3 {
-        (0..h * w).filter(|&i| {
-            let p = &frame[3 * i..3 * i + 3];
-            p.iter().max().unwrap_or(&0) - p.iter().min().unwrap_or(&0) > 38
-        }).collect()
-    } else {
-        Vec::new()
-    };
-    let (y0, x0) = match bodies.len() {
-        0 => (rng.below((h - side) / 4 + 1) * 4, rng.below((w - side) / 4 + 1) * 4),
-        n => {
-            let i = bodies[rng.below(n)];
-            (corner(i / w, h), corner(i % w, w))
-        }
-    };
-    let mut out = Vec::with_capacity(side * side * 3);
-    for y in y0..y0 + side {
-        out.extend_from_slice(&frame[3 * (y * w + x0)..3 * (y * w + x0 + side)]);
-    }
-    out
 }
 
 /// Standard deviation of latents over up to 512 training frames.
@@ -325,33 +284,6 @@ mod tests {
         let err = super::swap_decoder(&mut mine, &mk(0.25, 4.0)).unwrap_err();
         assert!(err.contains("ae.encoder.w"), "{err}");
         assert_eq!(mine["ae.decoder.w"].to_vec1::<f32>().unwrap(), vec![9.0, 2.0], "nothing swapped on a mismatch");
-    }
-
-    #[test]
-    fn body_crops_sit_on_the_shift_grid_and_mostly_hold_the_body() {
-        // A greyish 64×64 frame with one red pixel at (37, 50); pixel (y, x) stores y / 2 and
-        // x / 2 in its red and green bytes (a spread under the saturation threshold), so a crop
-        // tells where it was cut.
-        let (h, w, side) = (64, 64, 16);
-        let mut frame = vec![0u8; h * w * 3];
-        for y in 0..h {
-            for x in 0..w {
-                frame[3 * (y * w + x)..3 * (y * w + x) + 3].copy_from_slice(&[(y / 2) as u8 + 100, (x / 2) as u8 + 100, 116]);
-            }
-        }
-        frame[3 * (37 * w + 50)..3 * (37 * w + 50) + 3].copy_from_slice(&[255, 0, 0]);
-        let mut rng = crate::rng::Rng::new(3);
-        let mut around = 0;
-        for _ in 0..200 {
-            let c = super::body_crop(&frame, h, w, side, &mut rng);
-            assert_eq!(c.len(), side * side * 3);
-            // The top-left pixel (unless it is the red one) gives the corner.
-            let (y0, x0) = (2 * (c[0] as usize - 100), 2 * (c[1] as usize - 100));
-            assert!(y0 % 4 == 0 && x0 % 4 == 0 && y0 + side <= h && x0 + side <= w, "corner {y0},{x0}");
-            around += c.chunks(3).any(|p| p == [255, 0, 0]) as usize;
-        }
-        // 3 in 4 are cut around the body; a few of the others hold it by chance.
-        assert!((130..=185).contains(&around), "{around} of 200 crops hold the body");
     }
 
     #[test]

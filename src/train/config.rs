@@ -35,18 +35,6 @@ pub struct StageConfig {
     /// their own colours, where they are located. 0 (absent): every pixel alike.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub colour_weight: f64,
-    /// Autoencoder stage only, convolutional: train on square crops of this side (a multiple of
-    /// 4) instead of whole frames, 3 in 4 of them around a pixel of saturated colour (a body).
-    /// 97% of the shipped push autoencoder's squared error lies within 2 px of a body's edge,
-    /// and a convolutional autoencoder is equivariant to shifts by 4 pixels, so a crop is a
-    /// smaller frame with more edge in it. `batch` counts crops; validation is on whole frames.
-    /// 0 (absent): whole frames.
-    #[serde(default, skip_serializing_if = "is_zero_usize")]
-    pub crop: usize,
-}
-
-fn is_zero_usize(x: &usize) -> bool {
-    *x == 0
 }
 
 /// For `skip_serializing_if` on optional weights and fractions.

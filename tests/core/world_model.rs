@@ -400,13 +400,12 @@ fn a_convolutional_autoencoder_trains_end_to_end() {
     assert_eq!((p.frames.len(), p.frames[0].len(), p.frames[0][0].len()), (2, 3, 64 * 64 * 3));
     let again = wm.predict(&query(&wm, 2, 7, 3), &wm.meta.sampler).unwrap();
     assert_eq!(p.frames, again.frames, "same seed, same bytes");
-    // A decoder with a full-resolution refinement, trained on body crops with the encoder
-    // frozen, then put under the transformer: the latent space (the codes) stays, the frames
+    // A decoder with a full-resolution refinement, trained with the encoder frozen, then put under the transformer: the latent space (the codes) stays, the frames
     // are drawn by the new decoder.
     let ckpt = out.join("world_model.safetensors");
     let refine = tiny_config(&base, "refine.json", |cfg| {
         cfg["autoencoder"] = serde_json::json!({"kind": "conv", "resolution": [64, 64], "patch": 4, "dim": 8, "depth": 1, "heads": 1, "mlp_ratio": 1, "latent_channels": 2, "latent_patch": 1, "refine_width": 4, "refine_depth": 1});
-        cfg["autoencoder_stage"] = serde_json::json!({"steps": 3, "batch": 4, "lr": 0.01, "warmup": 1, "freeze_encoder": true, "crop": 32});
+        cfg["autoencoder_stage"] = serde_json::json!({"steps": 3, "batch": 4, "lr": 0.01, "warmup": 1, "freeze_encoder": true});
         cfg["dynamics_stage"]["steps"] = 0.into();
     });
     let dec = base.join("dec");
