@@ -7,7 +7,7 @@
 //!   mirrors it. Each latent cell is a free function of its 8×8 patch, so a body that moves by
 //!   a pixel can change its code arbitrarily.
 //! - `conv`: convolutional (space-to-depth by 2, a 3×3 stem, residual blocks at half and quarter
-//!   resolution, 1×1 projections between them; the decoder mirrors it with sub-pixel
+//!   resolution, and at an eighth with `patch` 8, 1×1 projections between them; the decoder mirrors it with sub-pixel
 //!   upsampling). Convolutions are shift-equivariant, so a moving body moves its code with it,
 //!   which is what the transformer after it has to predict. The convolutions are im2col + matmul
 //!   ([`super::conv`]): candle's CPU conv2d backward ran 15× slower than its forward here.
@@ -26,10 +26,13 @@ pub enum AeKind {
     /// Patch transformer (`patch`, `dim`, `depth`, `heads`, `mlp_ratio`, `latent_patch`).
     #[default]
     Patch,
-    /// Convolutional: `patch` must be 4 (two space-to-depth steps) and `latent_patch` 1; `dim`
-    /// is the width at quarter resolution (the latent's grid), `dim / 2` at half resolution;
-    /// `depth` residual blocks at quarter resolution in the encoder and again in the decoder
-    /// (one, then two, at half resolution); `heads` and `mlp_ratio` are not used.
+    /// Convolutional: `patch` 4 (two space-to-depth steps) or 8 (three) and `latent_patch` 1;
+    /// `dim` is the width at quarter resolution and on the latent's grid, `dim / 2` at half
+    /// resolution; `depth` residual blocks on the latent's grid in the encoder and again in the
+    /// decoder (one, then two, at half resolution; with `patch` 8 one at quarter resolution on
+    /// each side); `heads` and `mlp_ratio` are not used. `patch` 8 with 16 latent channels
+    /// keeps 1,024 values a frame in 8×8 cells of 16 values (a body of the scenes fits in one
+    /// cell) instead of 4×4 cells of 4.
     Conv,
 }
 
@@ -187,8 +190,8 @@ impl AutoencoderConfig {
             return Err(format!("dim {} is not a multiple of heads {}", self.dim, self.heads));
         }
         if self.kind == AeKind::Conv {
-            if self.patch != 4 || self.latent_patch != 1 {
-                return Err(format!("a conv autoencoder downsamples by 4 to the latent grid: patch must be 4 (is {}) and latent_patch 1 (is {})", self.patch, self.latent_patch));
+            if ![4, 8].contains(&self.patch) || self.latent_patch != 1 {
+                return Err(format!("a conv autoencoder downsamples by 4 or 8 to the latent grid: patch must be 4 or 8 (is {}) and latent_patch 1 (is {})", self.patch, self.latent_patch));
             }
             if !self.dim.is_multiple_of(2) {
                 return Err(format!("conv autoencoder dim {} must be even (dim / 2 channels at half resolution)", self.dim));
@@ -279,11 +282,15 @@ struct ConvNet {
     stem: Conv3x3,
     enc_half: ResBlock,
     down: Linear,
+    /// `patch` 8: a residual block at quarter resolution and a third space-to-depth step
+    /// (and their mirror in the decoder).
+    enc_eighth: Option<(ResBlock, Linear)>,
     enc_blocks: Vec<ResBlock>,
     enc_norm: ChannelNorm,
     enc_out: Linear,
     dec_in: Linear,
     dec_blocks: Vec<ResBlock>,
+    dec_eighth: Option<(Linear, ResBlock)>,
     up: Linear,
     dec_half: Vec<ResBlock>,
     dec_norm: ChannelNorm,
@@ -301,11 +308,13 @@ impl ConvNet {
             stem: Conv3x3::new(12, h, ve.pp("stem"))?,
             enc_half: ResBlock::new(h, ve.pp("half0"))?,
             down: linear(4 * h, d, ve.pp("down"))?,
+            enc_eighth: if c.patch == 8 { Some((ResBlock::new(d, ve.pp("quarter0"))?, linear(4 * d, d, ve.pp("down2"))?)) } else { None },
             enc_blocks: blocks(ve.clone(), c.depth, d, "block")?,
             enc_norm: ChannelNorm::new(d, ve.pp("norm"))?,
             enc_out: linear(d, c.latent_channels, ve.pp("out"))?,
             dec_in: linear(c.latent_channels, d, vd.pp("embed"))?,
             dec_blocks: blocks(vd.clone(), c.depth, d, "block")?,
+            dec_eighth: if c.patch == 8 { Some((linear(d, 4 * d, vd.pp("up2"))?, ResBlock::new(d, vd.pp("quarter0"))?)) } else { None },
             up: linear(d, 4 * h, vd.pp("up"))?,
             dec_half: blocks(vd.clone(), 2, h, "half")?,
             dec_norm: ChannelNorm::new(h, vd.pp("norm"))?,
@@ -325,6 +334,10 @@ impl ConvNet {
         let mut t = self.enc_half.forward(&self.stem.forward(&x)?)?;
         // -> (B, H/4, W/4, 2D) -> (B, H/4, W/4, D)
         t = self.down.forward(&unshuffle_nhwc(&t, 2)?)?;
+        // patch 8: -> (B, H/8, W/8, D)
+        if let Some((block, down)) = &self.enc_eighth {
+            t = down.forward(&unshuffle_nhwc(&block.forward(&t)?, 2)?)?;
+        }
         for b in &self.enc_blocks {
             t = b.forward(&t)?;
         }
@@ -337,6 +350,10 @@ impl ConvNet {
         let mut t = self.dec_in.forward(&z.permute((0, 2, 3, 1))?.contiguous()?)?;
         for b in &self.dec_blocks {
             t = b.forward(&t)?;
+        }
+        // patch 8: (B, h, w, D) -> (B, 2h, 2w, D)
+        if let Some((up, block)) = &self.dec_eighth {
+            t = block.forward(&shuffle_nhwc(&up.forward(&t)?, 2)?)?;
         }
         // -> (B, h, w, 2D) -> (B, 2h, 2w, D/2)
         t = shuffle_nhwc(&self.up.forward(&t)?, 2)?;
@@ -470,5 +487,30 @@ mod tests {
         assert_eq!(diff, 0.0);
         let scale = a.decode(&z).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
         assert!(scale > 0.0);
+    }
+
+    #[test]
+    fn the_eighth_resolution_conv_autoencoder_keeps_1024_values_and_moves_its_code_by_8_pixels() {
+        let dev = Device::Cpu;
+        let cfg = AutoencoderConfig { patch: 8, latent_channels: 16, ..AutoencoderConfig::conv() };
+        assert_eq!(cfg.latent_shape(), (16, 8, 8));
+        // 128×128 frames: a 16×16 grid, whose middle the borders do not reach.
+        let small = AutoencoderConfig { resolution: [128, 128], dim: 8, depth: 1, latent_channels: 2, ..cfg };
+        let vm = VarMap::new();
+        let ae = Autoencoder::new(small, VarBuilder::from_varmap(&vm, DType::F32, &dev)).unwrap();
+        assert!(vm.data().lock().unwrap().contains_key("encoder.down2.weight"));
+        let x = Tensor::rand(-1f32, 1f32, (1, 3, 136, 136), &dev).unwrap();
+        let a = ae.encode(&x.narrow(2, 0, 128).unwrap().narrow(3, 0, 128).unwrap()).unwrap();
+        let b = ae.encode(&x.narrow(2, 8, 128).unwrap().narrow(3, 8, 128).unwrap()).unwrap();
+        assert_eq!(a.dims(), &[1, 2, 16, 16]);
+        assert_eq!(ae.decode(&a).unwrap().dims(), &[1, 3, 128, 128]);
+        // Away from the borders, shifted by one cell.
+        let (wa, wb) = (window(&a, 6, 10, 1, 1), window(&b, 6, 10, 0, 0));
+        let scale = wa.iter().map(|v| v.abs()).fold(0f32, f32::max);
+        assert!(scale > 0.0);
+        for (u, v) in wa.iter().zip(&wb) {
+            assert!((u - v).abs() < 1e-4 * scale, "{u} vs {v}");
+        }
+        assert!(AutoencoderConfig { patch: 2, ..AutoencoderConfig::conv() }.validate().is_err());
     }
 }

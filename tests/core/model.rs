@@ -8,8 +8,9 @@ use foresight::train::{AdamW, AdamWConfig};
 #[test]
 fn every_autoencoder_tensor_gets_a_gradient() {
     // The patch transformer with its linear head and with the pixel head (per-pixel MLP), and
-    // the convolutional autoencoder without and with the full-resolution refinement.
-    for config in [AutoencoderConfig::tiny(), AutoencoderConfig::tiny().with_pixel_head(4, 8), AutoencoderConfig::tiny_conv(), AutoencoderConfig::tiny_conv().with_refinement(4, 1)] {
+    // the convolutional autoencoder without and with the full-resolution refinement, and with a
+    // third downsampling step (`patch` 8).
+    for config in [AutoencoderConfig::tiny(), AutoencoderConfig::tiny().with_pixel_head(4, 8), AutoencoderConfig::tiny_conv(), AutoencoderConfig::tiny_conv().with_refinement(4, 1), AutoencoderConfig { patch: 8, ..AutoencoderConfig::tiny_conv() }] {
         gradients_reach_every_tensor(config);
     }
 }
