@@ -186,7 +186,7 @@ enum Cmd {
         #[arg(long)]
         stop_after: Option<u64>,
         /// Keep the frozen autoencoder's latents of every training episode in this folder (one
-        /// file per episode, keyed by the autoencoder's weights and the episode's frames), so a
+        /// file per episode, keyed by the encoder's weights, the latent scale and the episode's frames), so a
         /// later run on the same data and autoencoder skips encoding (~10 min for 72k frames).
         #[arg(long)]
         latent_cache: Option<PathBuf>,

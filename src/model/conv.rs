@@ -58,7 +58,7 @@ const MAX_IM2COL_BYTES: usize = 16 << 20;
 impl Module for Conv3x3 {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let (b, h, w, c) = x.dims4()?;
-        let per_frame = h * w * 9 * c * 4;
+        let per_frame = h * w * 9 * c * x.dtype().size_in_bytes();
         let frames = (MAX_IM2COL_BYTES / per_frame.max(1)).max(1);
         if b > frames {
             let slices = (0..b).step_by(frames).map(|i| self.forward_slice(&x.narrow(0, i, frames.min(b - i))?)).collect::<Result<Vec<_>>>()?;
