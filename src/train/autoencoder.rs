@@ -162,7 +162,8 @@ pub fn train_autoencoder(
         let diff = (&y - &x)?;
         let diff = if stage.colour_weight > 0.0 { diff.broadcast_mul(&colour_weights(&x, stage.colour_weight)?)? } else { diff };
         // L1 keeps flat colours' edges sharp; MSE is what PSNR measures.
-        let loss = (diff.sqr()?.mean_all()? + diff.abs()?.mean_all()?)?;
+        let mse = diff.sqr()?.mean_all()?;
+        let loss = if stage.l1_weight > 0.0 { (mse + (diff.abs()?.mean_all()? * stage.l1_weight)?)? } else { mse };
         let grads = loss.backward()?;
         opt.step(&grads)?;
         let last_loss = loss.to_scalar::<f32>()? as f64;
