@@ -623,6 +623,11 @@ fn train(data: &[PathBuf], config: &std::path::Path, out: &std::path::Path, resu
         }
         println!("autoencoder: {} steps, held-out reconstruction PSNR {:.2} dB, latent {:?} (scale {:.3})", meta.steps, meta.val_psnr, meta.config.latent_shape(), meta.latent_scale);
     }
+    if budget == 0 {
+        // `--stop-after` spent on the autoencoder: stop before the transformer's data are encoded.
+        println!("stopped after the autoencoder stage; continue with --resume");
+        return Ok(());
+    }
     let bar = make_bar("dynamics", cfg.dynamics_stage.steps);
     let mut val = f64::NAN;
     let job = DynamicsJob {

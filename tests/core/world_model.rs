@@ -229,7 +229,10 @@ fn resume_continues_exactly() {
     let b = base.join("b");
     run(&b, &["--stop-after", "3"]);
     assert!(!b.join("world_model.safetensors").exists());
-    run(&b, &["--resume", "--stop-after", "6"]);
+    // A budget that ends exactly with the autoencoder stage (6 steps) stops before the transformer.
+    run(&b, &["--resume", "--stop-after", "3"]);
+    assert!(b.join("autoencoder.safetensors").exists() && !b.join("dynamics.state.json").exists());
+    run(&b, &["--resume", "--stop-after", "3"]);
     run(&b, &["--resume"]);
     let wa = std::fs::read(base.join("a/world_model.safetensors")).unwrap();
     let wb = std::fs::read(b.join("world_model.safetensors")).unwrap();
