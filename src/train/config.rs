@@ -35,9 +35,10 @@ pub struct StageConfig {
     /// their own colours, where they are located. 0 (absent): every pixel alike.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub colour_weight: f64,
-    /// Autoencoder stage only: weight of the L1 term beside the squared error (absent: 1). L1
-    /// keeps flat colours' edges crisp early on; 0 trains on the squared error alone, which is
-    /// what PSNR measures (for a final sharpening phase).
+    /// Autoencoder stage only: weight of the L1 term beside the squared error (absent: 1). 0
+    /// trains on the squared error alone, which is what PSNR measures: sharper round trips, but
+    /// a decoder so trained draws a transformer's uncertain predictions as colour blends, where
+    /// L1 draws them in a body's colour (README, session 18).
     #[serde(default = "default_l1_weight", skip_serializing_if = "is_one")]
     pub l1_weight: f64,
 }
