@@ -317,6 +317,11 @@ enum Cmd {
         /// drawn by the new decoder.
         #[arg(long)]
         decoder_from: Option<PathBuf>,
+        /// Average the transformer's weights with these checkpoints' (repeatable; checkpoints of
+        /// one training trajectory, on the same autoencoder): a post-hoc weight average, as an
+        /// exponential moving average does during training.
+        #[arg(long)]
+        average: Vec<PathBuf>,
     },
     /// Print a dataset's summary: episodes, frames, contact fraction, a few captions.
     Inspect {
@@ -446,13 +451,23 @@ fn main() -> anyhow::Result<()> {
                 foresight::train::checkpoint::save_json(&j, &r)?;
             }
         }
-        Cmd::Export { checkpoint, out, f32, temperature, reencode_every, steps, decoder_from } => {
+        Cmd::Export { checkpoint, out, f32, temperature, reencode_every, steps, decoder_from, average } => {
             use foresight::train::checkpoint::{json_path, load_tensors, save_json, save_tensors};
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut meta = wm.meta.clone();
             meta.sampler = meta.sampler.overridden(steps, temperature, reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?;
             let dtype = if f32 { candle_core::DType::F32 } else { candle_core::DType::F16 };
             let mut tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?;
+            if !average.is_empty() {
+                let mut others = Vec::with_capacity(average.len());
+                for p in &average {
+                    // Loading it checks its JSON against its weights first.
+                    foresight::world_model::WorldModel::load(p)?;
+                    others.push(load_tensors(p, &candle_core::Device::Cpu)?);
+                }
+                let n = foresight::train::checkpoint::average_weights(&mut tensors, &others).map_err(|e| anyhow::anyhow!("--average: {e}"))?;
+                println!("averaged {n} transformer tensors over {} checkpoints", others.len() + 1);
+            }
             if let Some(src) = &decoder_from {
                 // A world model, or a bare autoencoder (`autoencoder.safetensors` of a run, for
                 // checkpoints taken while its decoder is still training).

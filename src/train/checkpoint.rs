@@ -157,3 +157,73 @@ pub fn reseed_varmap(vm: &VarMap, seed: u64) -> candle_core::Result<()> {
     }
     Ok(())
 }
+
+/// Averages the transformer's weights of several checkpoints of one training trajectory (a
+/// uniform average of weights, as an exponential moving average does online): every tensor
+/// outside the autoencoder (`ae.*`) becomes the mean over `tensors` and `others`; the
+/// autoencoders must be identical, weight for weight (averaging two encoders would be a third
+/// latent space, which no transformer knows). Names, shapes and the autoencoder are checked
+/// before anything changes. Returns the number of tensors averaged.
+pub fn average_weights(tensors: &mut HashMap<String, Tensor>, others: &[HashMap<String, Tensor>]) -> Result<usize, String> {
+    let f32s = |t: &Tensor| t.to_dtype(candle_core::DType::F32).and_then(|t| t.flatten_all()).and_then(|t| t.to_vec1::<f32>()).map_err(|e| e.to_string());
+    for (i, other) in others.iter().enumerate() {
+        let n = i + 2;
+        if let Some(k) = other.keys().find(|k| !tensors.contains_key(*k)) {
+            return Err(format!("checkpoint {n} has a tensor {k} that the first lacks"));
+        }
+        for (name, t) in tensors.iter() {
+            let theirs = other.get(name).ok_or_else(|| format!("checkpoint {n} has no tensor {name}"))?;
+            if theirs.dims() != t.dims() {
+                return Err(format!("{name} is {:?} in the first checkpoint and {:?} in checkpoint {n}", t.dims(), theirs.dims()));
+            }
+            if name.starts_with("ae.") && f32s(t)? != f32s(theirs)? {
+                return Err(format!("checkpoint {n}'s {name} differs: only transformers trained on one autoencoder can be averaged"));
+            }
+        }
+    }
+    let scale = 1.0 / (others.len() + 1) as f64;
+    let mut averaged = 0;
+    for (name, t) in tensors.iter_mut().filter(|(k, _)| !k.starts_with("ae.")) {
+        let dtype = t.dtype();
+        let mut sum = t.to_dtype(candle_core::DType::F32).map_err(|e| e.to_string())?;
+        for other in others {
+            sum = (sum + other[name].to_dtype(candle_core::DType::F32).map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+        }
+        *t = (sum * scale).and_then(|m| m.to_dtype(dtype)).map_err(|e| e.to_string())?;
+        averaged += 1;
+    }
+    Ok(averaged)
+}
+
+#[cfg(test)]
+mod averaging_tests {
+    use super::*;
+
+    fn ckpt(dit: &[f32], ae: &[f32]) -> HashMap<String, Tensor> {
+        let dev = Device::Cpu;
+        HashMap::from([("dit.w".to_string(), Tensor::new(dit, &dev).unwrap()), ("ae.decoder.w".to_string(), Tensor::new(ae, &dev).unwrap())])
+    }
+
+    #[test]
+    fn averages_the_transformer_and_keeps_the_autoencoder() {
+        let mut a = ckpt(&[1.0, 2.0], &[5.0]);
+        let n = average_weights(&mut a, &[ckpt(&[3.0, 6.0], &[5.0]), ckpt(&[2.0, 1.0], &[5.0])]).unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(a["dit.w"].to_vec1::<f32>().unwrap(), vec![2.0, 3.0]);
+        assert_eq!(a["ae.decoder.w"].to_vec1::<f32>().unwrap(), vec![5.0]);
+    }
+
+    #[test]
+    fn refuses_other_autoencoders_shapes_and_names_without_changing_anything() {
+        let mut a = ckpt(&[1.0, 2.0], &[5.0]);
+        let e = average_weights(&mut a, &[ckpt(&[3.0, 6.0], &[4.0])]).unwrap_err();
+        assert!(e.contains("ae.decoder.w") && e.contains("differs"), "{e}");
+        let e = average_weights(&mut a, &[ckpt(&[3.0], &[5.0])]).unwrap_err();
+        assert!(e.contains("dit.w"), "{e}");
+        let mut extra = ckpt(&[3.0, 6.0], &[5.0]);
+        extra.insert("dit.more".into(), Tensor::new(&[0f32], &Device::Cpu).unwrap());
+        let e = average_weights(&mut a, &[extra]).unwrap_err();
+        assert!(e.contains("dit.more"), "{e}");
+        assert_eq!(a["dit.w"].to_vec1::<f32>().unwrap(), vec![1.0, 2.0]);
+    }
+}

@@ -41,6 +41,14 @@ pub struct StageConfig {
     /// L1 draws them in a body's colour (README, session 18).
     #[serde(default = "default_l1_weight", skip_serializing_if = "is_one")]
     pub l1_weight: f64,
+    /// Dynamics stage only: decay of an exponential moving average of the transformer's weights
+    /// (for example 0.995: an average over the last ~200 steps), taken after every step from
+    /// the stage's first on, with the decay ramped up as `min(ema, (1 + n) / (10 + n))` after
+    /// n steps. `world_model.safetensors` then holds the average (what is validated, loaded,
+    /// exported and fine-tuned with `--init`); the live weights that `--resume` continues from
+    /// go to `dynamics.live.safetensors`. 0 (absent): no average.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub ema: f64,
 }
 
 fn default_l1_weight() -> f64 {
@@ -100,7 +108,9 @@ impl TrainConfig {
         for (name, s) in [("autoencoder_stage", &cfg.autoencoder_stage), ("dynamics_stage", &cfg.dynamics_stage)] {
             anyhow::ensure!(s.batch > 0 && s.lr.is_finite() && s.lr > 0.0 && s.val_every > 0 && s.ckpt_every > 0, "{}: {name}: batch, lr, val_every and ckpt_every must be positive", path.display());
             anyhow::ensure!(s.l1_weight.is_finite() && s.l1_weight >= 0.0 && s.colour_weight.is_finite() && s.colour_weight >= 0.0, "{}: {name}: l1_weight and colour_weight must be finite and not negative", path.display());
+            anyhow::ensure!((0.0..1.0).contains(&s.ema), "{}: {name}: ema (a decay) must be in [0, 1), got {}", path.display(), s.ema);
         }
+        anyhow::ensure!(cfg.autoencoder_stage.ema == 0.0, "{}: autoencoder_stage: ema is a dynamics-stage option", path.display());
         anyhow::ensure!((0.0..0.5).contains(&cfg.val_fraction), "{}: val_fraction must be in [0, 0.5)", path.display());
         Ok(cfg)
     }
@@ -121,10 +131,15 @@ mod tests {
 
     /// `configs/tiny.json` with its autoencoder stage's `key` set to `value`, loaded.
     fn tiny_with(key: &str, value: serde_json::Value) -> anyhow::Result<TrainConfig> {
+        tiny_stage_with("autoencoder_stage", key, value)
+    }
+
+    /// `configs/tiny.json` with `stage`'s `key` set to `value`, loaded.
+    fn tiny_stage_with(stage: &str, key: &str, value: serde_json::Value) -> anyhow::Result<TrainConfig> {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut cfg: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(root.join("configs/tiny.json"))?)?;
-        cfg["autoencoder_stage"][key] = value;
-        let dir = std::env::temp_dir().join(format!("foresight-config-{}-{key}", std::process::id()));
+        cfg[stage][key] = value;
+        let dir = std::env::temp_dir().join(format!("foresight-config-{}-{stage}-{key}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("config.json");
         std::fs::write(&path, serde_json::to_string(&cfg)?)?;
@@ -142,5 +157,17 @@ mod tests {
         assert_eq!(tiny_with("l1_weight", serde_json::json!(0.0)).unwrap().autoencoder_stage.l1_weight, 0.0);
         let err = tiny_with("l1_weight", serde_json::json!(-0.5)).unwrap_err().to_string();
         assert!(err.contains("config.json") && err.contains("l1_weight"), "{err}");
+    }
+
+    #[test]
+    fn ema_is_a_dynamics_decay_below_one() {
+        assert_eq!(tiny_stage_with("dynamics_stage", "ema", serde_json::json!(0.995)).unwrap().dynamics_stage.ema, 0.995);
+        assert_eq!(tiny_with("colour_weight", serde_json::json!(0.0)).unwrap().dynamics_stage.ema, 0.0);
+        for bad in [1.0, -0.1] {
+            let err = tiny_stage_with("dynamics_stage", "ema", serde_json::json!(bad)).unwrap_err().to_string();
+            assert!(err.contains("config.json") && err.contains("ema"), "{err}");
+        }
+        let err = tiny_with("ema", serde_json::json!(0.9)).unwrap_err().to_string();
+        assert!(err.contains("autoencoder_stage") && err.contains("ema"), "{err}");
     }
 }

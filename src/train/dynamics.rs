@@ -1,6 +1,7 @@
 //! Stage 2: train the diffusion transformer on latents of the frozen autoencoder, and write the
 //! world-model checkpoint (autoencoder + transformer + metadata).
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
@@ -684,15 +685,24 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         None => delta_std(&train, dit_cfg.latent.iter().product()),
     };
     wm.meta.delta_scale = meta.delta_scale;
-    let dit_vars: std::collections::HashMap<String, candle_core::Var> = vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter().filter(|(k, _)| k.starts_with("dit.")).map(|(k, v)| (k.clone(), v.clone())).collect();
-    let mut opt = AdamW::new(dit_vars, AdamWConfig { lr: job.stage.lr, weight_decay: 0.0, ..Default::default() })?;
+    let dit_vars: HashMap<String, candle_core::Var> = vm.data().lock().map_err(|_| anyhow::anyhow!("poisoned"))?.iter().filter(|(k, _)| k.starts_with("dit.")).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut opt = AdamW::new(dit_vars.clone(), AdamWConfig { lr: job.stage.lr, weight_decay: 0.0, ..Default::default() })?;
     let weights = out.join("world_model.safetensors");
     let opt_path = out.join("dynamics.opt.safetensors");
     let state_path = out.join("dynamics.state.json");
+    let live_path = out.join("dynamics.live.safetensors");
     let mut state = StageState::default();
+    // The moving average of the transformer's weights (`dynamics_stage.ema`), by name.
+    let mut ema: Option<HashMap<String, Tensor>> = None;
     if job.resume && state_path.exists() {
         state = load_json(&state_path)?;
-        load_into_varmap(&vm, &load_tensors(&weights, &device)?, &weights, "")?;
+        if job.stage.ema > 0.0 {
+            anyhow::ensure!(live_path.exists(), "{}: missing; the run was started without `ema` (its world_model.safetensors holds live weights): resume it with the config it started with", live_path.display());
+            load_into_varmap(&vm, &load_tensors(&live_path, &device)?, &live_path, "")?;
+            ema = Some(load_tensors(&weights, &device)?.into_iter().filter(|(k, _)| k.starts_with("dit.")).collect());
+        } else {
+            load_into_varmap(&vm, &load_tensors(&weights, &device)?, &weights, "")?;
+        }
         opt.load_state(&load_tensors(&opt_path, &device)?, state.step)?;
         let saved: WorldModelMeta = load_json(&json_path(&weights))?;
         meta.delta_scale = saved.delta_scale;
@@ -701,9 +711,19 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     let started = Instant::now() - std::time::Duration::from_secs_f64(state.seconds);
     let mut window = (Instant::now(), state.step);
     let mut val_loss = state.val.last().map_or(f64::NAN, |v| v.1);
-    let save = |vm: &VarMap, opt: &AdamW, state: &StageState, meta: &mut WorldModelMeta| -> anyhow::Result<()> {
+    if job.stage.ema > 0.0 && ema.is_none() {
+        ema = Some(dit_vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().detach())).collect());
+    }
+    let save = |vm: &VarMap, opt: &AdamW, state: &StageState, meta: &mut WorldModelMeta, ema: &Option<HashMap<String, Tensor>>| -> anyhow::Result<()> {
         meta.steps = state.step;
-        save_tensors(&weights, &varmap_tensors(vm))?;
+        let mut tensors = varmap_tensors(vm);
+        if let Some(avg) = ema {
+            // Live weights first: a run killed between the two writes resumes from the last
+            // complete pair (the state file is written last).
+            save_tensors(&live_path, &tensors)?;
+            tensors.extend(avg.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        save_tensors(&weights, &tensors)?;
         save_json(&json_path(&weights), meta)?;
         save_tensors(&opt_path, &opt.state())?;
         save_json(&state_path, state)?;
@@ -724,7 +744,7 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     while state.step < job.stage.steps {
         if *budget == 0 {
             state.seconds = started.elapsed().as_secs_f64();
-            save(&vm, &opt, &state, &mut meta)?;
+            save(&vm, &opt, &state, &mut meta, &ema)?;
             return Ok(StageEnd::Paused(state.step));
         }
         *budget -= 1;
@@ -739,17 +759,39 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         let l = loss.to_scalar::<f32>()? as f64;
         anyhow::ensure!(l.is_finite(), "dynamics loss became {l} at step {step}; lower the learning rate");
         state.step += 1;
+        if let Some(avg) = ema.as_mut() {
+            let n = state.step as f64;
+            let decay = job.stage.ema.min((1.0 + n) / (10.0 + n));
+            for (name, t) in avg.iter_mut() {
+                *t = ((&*t * decay)? + (dit_vars[name].as_tensor().detach() * (1.0 - decay))?)?;
+            }
+        }
         if state.step % 10 == 0 {
             state.loss.push((state.step, l));
         }
         let validate = state.step % job.stage.val_every == 0 || state.step == job.stage.steps;
         if validate {
             // Fixed held-out batches, fixed noise: comparable across the run.
+            // With `ema`, the average is validated (it is what the checkpoint holds): swapped in,
+            // then the live weights back.
+            let live: Vec<(&candle_core::Var, Tensor)> = match &ema {
+                Some(avg) => {
+                    let live = dit_vars.iter().map(|(_, v)| Ok((v, v.as_tensor().copy()?))).collect::<candle_core::Result<Vec<_>>>()?;
+                    for (k, v) in &dit_vars {
+                        v.set(&avg[k])?;
+                    }
+                    live
+                }
+                None => Vec::new(),
+            };
             let mut vr = Rng::new(0x5eed);
             let mut total = 0.0;
             for _ in 0..4 {
                 let vb = make_batch(&val, &mut vr, 32, &val_sm, &device)?;
                 total += batch_loss(&wm, &vb, dc, &mut vr)?.to_scalar::<f32>()? as f64 / 4.0;
+            }
+            for (v, t) in &live {
+                v.set(t)?;
             }
             val_loss = total;
             state.val.push((state.step, val_loss));
@@ -761,11 +803,11 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         }
         if state.step % job.stage.ckpt_every == 0 || state.step == job.stage.steps {
             state.seconds = started.elapsed().as_secs_f64();
-            save(&vm, &opt, &state, &mut meta)?;
+            save(&vm, &opt, &state, &mut meta, &ema)?;
         }
     }
     state.seconds = started.elapsed().as_secs_f64();
-    save(&vm, &opt, &state, &mut meta)?;
+    save(&vm, &opt, &state, &mut meta, &ema)?;
     Ok(StageEnd::Finished(meta))
 }
 

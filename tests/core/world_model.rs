@@ -245,6 +245,45 @@ fn resume_continues_exactly() {
 }
 
 #[test]
+fn ema_checkpoints_hold_the_average_and_resume_exactly() {
+    let base = tmpdir("ema");
+    let data = base.join("data");
+    synthetic_dataset(&data);
+    let cfg = tiny_config(&base, "ema.json", |c| c["dynamics_stage"]["ema"] = 0.9.into());
+    let run = |out: &Path, config: &Path, extra: &[&str]| {
+        let extra: Vec<&std::ffi::OsStr> = extra.iter().map(std::ffi::OsStr::new).collect();
+        assert!(train_with(config, &data, out, &extra));
+    };
+    let read = |p: PathBuf| std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    run(&base.join("a"), &cfg, &[]);
+    // Killed in the transformer stage twice (6 autoencoder steps first), resumed each time.
+    let b = base.join("b");
+    run(&b, &cfg, &["--stop-after", "7"]);
+    run(&b, &cfg, &["--resume", "--stop-after", "2"]);
+    run(&b, &cfg, &["--resume"]);
+    for f in ["world_model.safetensors", "dynamics.live.safetensors", "dynamics.opt.safetensors"] {
+        assert!(read(base.join("a").join(f)) == read(b.join(f)), "{f}: a resumed run must end as an uninterrupted one");
+    }
+    // The average does not steer training: the live weights are those of the same run without it.
+    let c = base.join("c");
+    run(&c, &root().join("configs/tiny.json"), &[]);
+    assert!(!c.join("dynamics.live.safetensors").exists());
+    assert!(read(c.join("world_model.safetensors")) == read(b.join("dynamics.live.safetensors")));
+    // And the checkpoint holds the average, which differs from the live weights and loads.
+    let dev = candle_core::Device::Cpu;
+    let avg = foresight::train::checkpoint::load_tensors(&b.join("world_model.safetensors"), &dev).unwrap();
+    let live = foresight::train::checkpoint::load_tensors(&b.join("dynamics.live.safetensors"), &dev).unwrap();
+    let differ = |k: &str| avg[k].flatten_all().unwrap().to_vec1::<f32>().unwrap() != live[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!(avg.keys().any(|k| k.starts_with("dit.") && differ(k)), "the average must differ from the live weights");
+    assert!(avg.keys().filter(|k| k.starts_with("ae.")).all(|k| !differ(k)), "the autoencoder is not averaged");
+    WorldModel::load(&b.join("world_model.safetensors")).unwrap();
+    // A run started without the average cannot be resumed with it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["train", "--data"]).arg(&data).arg("--config").arg(&cfg).arg("--out").arg(&c).arg("--resume").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("dynamics.live.safetensors"), "{err}");
+}
+
+#[test]
 fn every_transformer_tensor_gets_a_gradient_after_one_step() {
     use candle_core::{DType, Device, Tensor};
     use candle_nn::{VarBuilder, VarMap};
