@@ -239,6 +239,10 @@ enum Cmd {
         /// Classifier-free guidance weight on the actions (default: the checkpoint's; 1 is off).
         #[arg(long)]
         guidance: Option<f32>,
+        /// Context noise level the transformer is told its context carries (training draws it
+        /// up to `max_context_noise`; default: the checkpoint's).
+        #[arg(long)]
+        context_noise: Option<f32>,
         /// Noise seed.
         #[arg(long, default_value_t = 0)]
         seed: u64,
@@ -310,6 +314,10 @@ enum Cmd {
         /// default: the checkpoint's. Choose it on a validation set too.
         #[arg(long)]
         steps: Option<usize>,
+        /// Default sampler context noise level written into the JSON; default: the checkpoint's.
+        /// Choose it on a validation set too.
+        #[arg(long)]
+        context_noise: Option<f32>,
         /// Take the autoencoder's decoder from this world-model (or bare `autoencoder.safetensors`)
         /// checkpoint, whose encoder must be the same, weight for weight (a decoder fine-tuned
         /// with `"freeze_encoder": true`, possibly with another head or a full-resolution
@@ -381,7 +389,7 @@ fn main() -> anyhow::Result<()> {
             println!("wrote {} and {}", out.display(), gif.display());
         }
         Cmd::Train { data, config, out, resume, stop_after, latent_cache, init, autoencoder } => train(&data, &config, &out, resume, stop_after, latent_cache.as_deref(), init.as_deref(), autoencoder.as_deref(), command.clone())?,
-        Cmd::Eval { checkpoint, data, context, horizon, start, long_horizon, episodes, steps, temperature, reencode, reencode_every, guidance, seed, json } => {
+        Cmd::Eval { checkpoint, data, context, horizon, start, long_horizon, episodes, steps, temperature, reencode, reencode_every, guidance, context_noise, seed, json } => {
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut ds = foresight::data::Dataset::open(&data)?;
             let mut sampler = wm.meta.sampler;
@@ -399,6 +407,9 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(g) = guidance {
                 sampler.guidance = g;
+            }
+            if let Some(c) = context_noise {
+                sampler.context_noise = c;
             }
             sampler.validate().map_err(|e| anyhow::anyhow!("sampler overrides: {e}"))?;
             let cfg = foresight::eval::EvalConfig { context, horizon, start, long_horizon, max_episodes: episodes, sampler, seed };
@@ -451,10 +462,11 @@ fn main() -> anyhow::Result<()> {
                 foresight::train::checkpoint::save_json(&j, &r)?;
             }
         }
-        Cmd::Export { checkpoint, out, f32, temperature, reencode_every, steps, decoder_from, average } => {
+        Cmd::Export { checkpoint, out, f32, temperature, reencode_every, steps, context_noise, decoder_from, average } => {
             use foresight::train::checkpoint::{json_path, load_tensors, save_json, save_tensors};
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut meta = wm.meta.clone();
+            meta.sampler.context_noise = context_noise.unwrap_or(meta.sampler.context_noise);
             meta.sampler = meta.sampler.overridden(steps, temperature, reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?;
             let dtype = if f32 { candle_core::DType::F32 } else { candle_core::DType::F16 };
             let mut tensors = load_tensors(&checkpoint, &candle_core::Device::Cpu)?;

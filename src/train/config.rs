@@ -43,8 +43,8 @@ pub struct StageConfig {
     pub l1_weight: f64,
     /// Dynamics stage only: decay of an exponential moving average of the transformer's weights
     /// (for example 0.995: an average over the last ~200 steps), taken after every step from
-    /// the stage's first on, with the decay ramped up as `min(ema, (1 + n) / (10 + n))` after
-    /// n steps. `world_model.safetensors` then holds the average (what is validated, loaded,
+    /// the stage's first on (or from the step where a run started without it is resumed with
+    /// it), with the decay ramped up as `min(ema, (1 + n) / (10 + n))` after n steps. `world_model.safetensors` then holds the average (what is validated, loaded,
     /// exported and fine-tuned with `--init`); the live weights that `--resume` continues from
     /// go to `dynamics.live.safetensors`. 0 (absent): no average.
     #[serde(default, skip_serializing_if = "is_zero")]

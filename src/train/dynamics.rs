@@ -696,11 +696,16 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     let mut ema: Option<HashMap<String, Tensor>> = None;
     if job.resume && state_path.exists() {
         state = load_json(&state_path)?;
-        if job.stage.ema > 0.0 {
-            anyhow::ensure!(live_path.exists(), "{}: missing; the run was started without `ema` (its world_model.safetensors holds live weights): resume it with the config it started with", live_path.display());
+        if job.stage.ema > 0.0 && live_path.exists() {
             load_into_varmap(&vm, &load_tensors(&live_path, &device)?, &live_path, "")?;
             ema = Some(load_tensors(&weights, &device)?.into_iter().filter(|(k, _)| k.starts_with("dit.")).collect());
         } else {
+            // A run started without `ema` and resumed with it: its checkpoint holds live
+            // weights, and the average starts from them at this step.
+            if job.stage.ema > 0.0 {
+                eprintln!("dynamics: {} holds live weights (the run was started without `ema`); the moving average starts from them at step {}", weights.display(), state.step);
+            }
+            anyhow::ensure!(job.stage.ema > 0.0 || !live_path.exists(), "{}: the run was started with `ema` (its world_model.safetensors holds the average): resume it with the config it started with", live_path.display());
             load_into_varmap(&vm, &load_tensors(&weights, &device)?, &weights, "")?;
         }
         opt.load_state(&load_tensors(&opt_path, &device)?, state.step)?;
@@ -792,6 +797,15 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             }
             for (v, t) in &live {
                 v.set(t)?;
+            }
+            if ema.is_some() {
+                let mut vr = Rng::new(0x5eed);
+                let mut live_loss = 0.0;
+                for _ in 0..4 {
+                    let vb = make_batch(&val, &mut vr, 32, &val_sm, &device)?;
+                    live_loss += batch_loss(&wm, &vb, dc, &mut vr)?.to_scalar::<f32>()? as f64 / 4.0;
+                }
+                eprintln!("dynamics step {}: held-out loss {total:.4} with the moving average, {live_loss:.4} with the live weights", state.step);
             }
             val_loss = total;
             state.val.push((state.step, val_loss));

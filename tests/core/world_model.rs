@@ -277,10 +277,17 @@ fn ema_checkpoints_hold_the_average_and_resume_exactly() {
     assert!(avg.keys().any(|k| k.starts_with("dit.") && differ(k)), "the average must differ from the live weights");
     assert!(avg.keys().filter(|k| k.starts_with("ae.")).all(|k| !differ(k)), "the autoencoder is not averaged");
     WorldModel::load(&b.join("world_model.safetensors")).unwrap();
-    // A run started without the average cannot be resumed with it.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["train", "--data"]).arg(&data).arg("--config").arg(&cfg).arg("--out").arg(&c).arg("--resume").output().unwrap();
+    // A run started with the average cannot be resumed without it (its checkpoint is no live
+    // weights); one started without it can take it up (the average starts where it resumes).
+    let plain = root().join("configs/tiny.json");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["train", "--data"]).arg(&data).arg("--config").arg(&plain).arg("--out").arg(&b).arg("--resume").output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && err.contains("dynamics.live.safetensors"), "{err}");
+    let d = base.join("d");
+    run(&d, &plain, &["--stop-after", "8"]);
+    run(&d, &cfg, &["--resume"]);
+    assert!(read(d.join("dynamics.live.safetensors")) == read(c.join("world_model.safetensors")));
+    assert!(read(d.join("world_model.safetensors")) != read(c.join("world_model.safetensors")));
 }
 
 #[test]
