@@ -22,6 +22,22 @@ pub struct BenchReport {
     /// batch 64: what re-encoding and the task cost's decoding spend per imagined frame.
     #[serde(default)]
     pub ae_roundtrips_per_s: f64,
+    /// One stream's frame, in parts (milliseconds, best of several, batch 1): a transformer
+    /// call (the sampler makes `sampler_steps` of them a frame, more with guidance), decoding a
+    /// latent to an 8-bit frame (every output frame), encoding a frame (every `reencode_every`-th
+    /// frame when the sampler re-encodes, with one more decode).
+    #[serde(default)]
+    pub single_dit_call_ms: f64,
+    /// See `single_dit_call_ms`.
+    #[serde(default)]
+    pub single_decode_ms: f64,
+    /// See `single_dit_call_ms`.
+    #[serde(default)]
+    pub single_encode_ms: f64,
+    /// The frame rate those parts add up to with the checkpoint's sampler (what one stream
+    /// would reach with nothing else in the way), beside `frames_per_s_single` measured.
+    #[serde(default)]
+    pub single_parts_frames_per_s: f64,
     /// Dynamics training steps per second at batch 32 (forward, backward, AdamW).
     pub train_steps_per_s: f64,
     /// Achieved GFLOP/s of the transformer's forward pass at batch 64.
@@ -99,6 +115,24 @@ pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
     let fwd = |x: &[Tensor]| {
         wm.dit.forward(&DitInput { noisy: &x[0], context: &x[1], context_mask: &x[2], tau: &x[3], context_noise: &x[4], actions: &x[5], action_mask: &x[6], drop_actions: &x[4], extras: None })
     };
+    let x1 = inputs(1)?;
+    let dit1 = best_of(10, || {
+        fwd(&x1)?;
+        Ok(())
+    })?;
+    let z1 = starts[0].narrow(0, 0, 1)?;
+    let decode1 = best_of(10, || {
+        wm.decode(&z1)?;
+        Ok(())
+    })?;
+    let frame1 = wm.decode(&z1)?.remove(0);
+    let encode1 = best_of(10, || {
+        wm.encode(&[frame1.as_slice()])?;
+        Ok(())
+    })?;
+    let calls = s.steps as f64 * if (s.guidance - 1.0).abs() > 1e-6 { 2.0 } else { 1.0 } / wm.meta.dit.chunk as f64;
+    let per_reencode = if s.reencode { (encode1 + decode1) / s.reencode_every.max(1) as f64 } else { 0.0 };
+    let parts = calls * dit1 + decode1 + per_reencode;
     let x64 = inputs(64)?;
     let t_fwd = best_of(3, || {
         fwd(&x64)?;
@@ -129,6 +163,10 @@ pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
         frames_per_s_single: 32.0 / single,
         frames_per_s_batched_latent: 64.0 * 8.0 / batched,
         ae_roundtrips_per_s: 64.0 / roundtrip,
+        single_dit_call_ms: dit1 * 1e3,
+        single_decode_ms: decode1 * 1e3,
+        single_encode_ms: encode1 * 1e3,
+        single_parts_frames_per_s: 1.0 / parts,
         train_steps_per_s,
         dit_forward_gflops: gflops,
         dit_fraction_of_peak: gflops / peak,
