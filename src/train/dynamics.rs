@@ -698,7 +698,11 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         state = load_json(&state_path)?;
         if job.stage.ema > 0.0 && live_path.exists() {
             load_into_varmap(&vm, &load_tensors(&live_path, &device)?, &live_path, "")?;
-            ema = Some(load_tensors(&weights, &device)?.into_iter().filter(|(k, _)| k.starts_with("dit.")).collect());
+            let avg: HashMap<String, Tensor> = load_tensors(&weights, &device)?.into_iter().filter(|(k, _)| k.starts_with("dit.")).collect();
+            if let Some(k) = dit_vars.keys().find(|k| avg.get(*k).map(|t| t.dims()) != Some(dit_vars[*k].dims())).or(avg.keys().find(|k| !dit_vars.contains_key(*k))) {
+                anyhow::bail!("{}: its moving average does not match the transformer at {k}", weights.display());
+            }
+            ema = Some(avg);
         } else {
             // A run started without `ema` and resumed with it: its checkpoint holds live
             // weights, and the average starts from them at this step.
