@@ -750,6 +750,16 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
     // Self-generated context is drawn as a rollout would be: without guidance, and re-encoded
     // as images when the checkpoint's sampler re-encodes.
     let gen_sampler = SamplerConfig { guidance: 1.0, text_guidance: 1.0, ..job.sampler };
+    // Fixed held-out batches, fixed noise: comparable across the run.
+    let held_out = || -> candle_core::Result<f64> {
+        let mut vr = Rng::new(0x5eed);
+        let mut total = 0.0;
+        for _ in 0..4 {
+            let vb = make_batch(&val, &mut vr, 32, &val_sm, &device)?;
+            total += batch_loss(&wm, &vb, dc, &mut vr)?.to_scalar::<f32>()? as f64 / 4.0;
+        }
+        Ok(total)
+    };
     while state.step < job.stage.steps {
         if *budget == 0 {
             state.seconds = started.elapsed().as_secs_f64();
@@ -780,7 +790,6 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         }
         let validate = state.step % job.stage.val_every == 0 || state.step == job.stage.steps;
         if validate {
-            // Fixed held-out batches, fixed noise: comparable across the run.
             // With `ema`, the average is validated (it is what the checkpoint holds): swapped in,
             // then the live weights back.
             let live: Vec<(&candle_core::Var, Tensor)> = match &ema {
@@ -793,22 +802,12 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
                 }
                 None => Vec::new(),
             };
-            let mut vr = Rng::new(0x5eed);
-            let mut total = 0.0;
-            for _ in 0..4 {
-                let vb = make_batch(&val, &mut vr, 32, &val_sm, &device)?;
-                total += batch_loss(&wm, &vb, dc, &mut vr)?.to_scalar::<f32>()? as f64 / 4.0;
-            }
+            let total = held_out()?;
             for (v, t) in &live {
                 v.set(t)?;
             }
             if ema.is_some() {
-                let mut vr = Rng::new(0x5eed);
-                let mut live_loss = 0.0;
-                for _ in 0..4 {
-                    let vb = make_batch(&val, &mut vr, 32, &val_sm, &device)?;
-                    live_loss += batch_loss(&wm, &vb, dc, &mut vr)?.to_scalar::<f32>()? as f64 / 4.0;
-                }
+                let live_loss = held_out()?;
                 eprintln!("dynamics step {}: held-out loss {total:.4} with the moving average, {live_loss:.4} with the live weights", state.step);
             }
             val_loss = total;
