@@ -92,6 +92,33 @@ pub struct EvalReport {
     pub sampler: SamplerConfig,
     /// Seconds spent.
     pub seconds: f64,
+    /// Each evaluated window of the model, in dataset order: the means above can hide a few
+    /// failures (a contact, a lost body); these find them.
+    #[serde(default)]
+    pub per_episode: Vec<EpisodeScore>,
+}
+
+/// One evaluation window of the model against the truth (`per_episode` in the report).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpisodeScore {
+    /// Index of the episode in the dataset.
+    pub episode: usize,
+    /// The episode's seed.
+    pub seed: u64,
+    /// Transitions of the whole episode in which the agent touched another body.
+    pub contact_steps: usize,
+    /// Object bodies that moved more than 2 px in the window (the "pushed" ones).
+    pub pushed_bodies: usize,
+    /// PSNR per horizon, dB.
+    pub psnr: Vec<f64>,
+    /// The agent's position error per horizon (null where the truth does not show it), px.
+    pub agent_position_error_px: Vec<Option<f64>>,
+    /// The same for copy-last.
+    pub copy_last_agent_position_error_px: Vec<Option<f64>>,
+    /// Mean position error over the visible bodies per horizon (null where none is), px.
+    pub position_error_px: Vec<Option<f64>>,
+    /// (frame, body) pairs visible in the truth but not found in the prediction.
+    pub missing: usize,
 }
 
 /// The long-horizon part of a report.
@@ -155,28 +182,44 @@ impl CurveAcc {
 
 /// What is known about one evaluation window.
 struct Window<'a> {
+    index: usize,
     ep: &'a Episode,
     truth: Vec<&'a [u8]>,
     true_pos: Vec<Vec<Option<[f32; 2]>>>,
     pushed: Vec<bool>,
 }
 
-/// Scores predicted frames (or, with `positions`, predicted positions) of one window.
-fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec<u8>]>, positions: Option<&[Vec<Option<[f32; 2]>>]>) {
+/// Scores predicted frames (or, with `positions`, predicted positions) of one window, adding
+/// them to `acc`; returns the window's own scores (PSNR only for frames).
+fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec<u8>]>, positions: Option<&[Vec<Option<[f32; 2]>>]>) -> EpisodeScore {
     let [h, w] = wm.meta.resolution;
     let half_diag = ((h * h + w * w) as f32).sqrt() / 2.0;
     let agent = wm.meta.bodies.iter().rposition(|b| b.role == Role::Agent);
+    let mut own = EpisodeScore {
+        episode: win.index,
+        seed: win.ep.seed,
+        contact_steps: win.ep.contact_steps,
+        pushed_bodies: win.pushed.iter().filter(|&&p| p).count(),
+        psnr: Vec::new(),
+        agent_position_error_px: Vec::new(),
+        copy_last_agent_position_error_px: Vec::new(),
+        position_error_px: Vec::new(),
+        missing: 0,
+    };
     for (t, truth) in win.truth.iter().enumerate() {
         let pred_pos: Vec<Option<[f32; 2]>> = match (frames, positions) {
             (Some(f), _) => {
-                acc.psnr.add(t, psnr(&f[t], truth));
+                let p = psnr(&f[t], truth);
+                acc.psnr.add(t, p);
+                own.psnr.push(p);
                 acc.ssim.add(t, ssim(&f[t], truth, h, w));
                 wm.locate_bodies(&f[t])
             }
             (None, Some(p)) => p[t].clone(),
-            (None, None) => return,
+            (None, None) => break,
         };
         let mut errs = Vec::new();
+        let mut agent_err = None;
         for (bi, tp) in win.true_pos[t].iter().enumerate() {
             let Some(tp) = tp else { continue };
             acc.visible += 1;
@@ -184,27 +227,34 @@ fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec
                 Some(pp) => dist(pp, *tp),
                 None => {
                     acc.missing += 1;
+                    own.missing += 1;
                     half_diag
                 }
             } as f64;
             errs.push(e);
             if Some(bi) == agent {
                 acc.agent.add(t, e);
+                agent_err = Some(e);
             }
             if win.pushed[bi] {
                 acc.pushed.add(t, e);
             }
         }
-        if !errs.is_empty() {
-            acc.pos.add(t, errs.iter().sum::<f64>() / errs.len() as f64);
+        own.agent_position_error_px.push(agent_err);
+        let mean_err = (!errs.is_empty()).then(|| errs.iter().sum::<f64>() / errs.len() as f64);
+        if let Some(m) = mean_err {
+            acc.pos.add(t, m);
         }
+        own.position_error_px.push(mean_err);
     }
+    own
 }
 
 fn windows<'a>(eps: &'a [Episode], wm: &WorldModel, s0: usize, k: usize, horizon: usize) -> Vec<Window<'a>> {
     eps.iter()
-        .filter(|e| e.steps() + 1 >= s0 + k + horizon)
-        .map(|ep| {
+        .enumerate()
+        .filter(|(_, e)| e.steps() + 1 >= s0 + k + horizon)
+        .map(|(index, ep)| {
             let truth: Vec<&[u8]> = (s0 + k..s0 + k + horizon).map(|t| ep.frame(t)).collect();
             let locate_all = |f: &[u8]| wm.locate_bodies(f);
             let true_pos: Vec<Vec<Option<[f32; 2]>>> = truth.iter().map(|f| locate_all(f)).collect();
@@ -218,7 +268,7 @@ fn windows<'a>(eps: &'a [Episode], wm: &WorldModel, s0: usize, k: usize, horizon
                     b.role == Role::Object && start[bi].is_some_and(|s| true_pos.iter().any(|p| p[bi].is_some_and(|p| dist(p, s) > 2.0)))
                 })
                 .collect();
-            Window { ep, truth, true_pos, pushed }
+            Window { index, ep, truth, true_pos, pushed }
         })
         .collect()
 }
@@ -277,11 +327,13 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
     let mut shuf = CurveAcc::new(horizon);
     let mut ae_psnr = (0.0, 0usize);
     let mut ae_pos = CurveAcc::new(horizon);
+    let mut per_episode = Vec::with_capacity(wins.len());
     for (i, win) in wins.iter().enumerate() {
-        score(&mut model, win, wm, Some(&preds[i]), None);
+        let mut own = score(&mut model, win, wm, Some(&preds[i]), None);
         score(&mut shuf, win, wm, Some(&shuffled[i]), None);
         let last = win.ep.frame(s0 + k - 1).to_vec();
-        score(&mut copy, win, wm, Some(&vec![last; horizon]), None);
+        own.copy_last_agent_position_error_px = score(&mut copy, win, wm, Some(&vec![last; horizon]), None).agent_position_error_px;
+        per_episode.push(own);
         // Constant velocity from the last two context frames' located positions.
         let p1 = wm.locate_bodies(win.ep.frame(s0 + k - 1));
         let p0 = if k >= 2 { wm.locate_bodies(win.ep.frame(s0 + k - 2)) } else { p1.clone() };
@@ -346,6 +398,7 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
         long_horizon,
         sampler: cfg.sampler,
         seconds: started.elapsed().as_secs_f64(),
+        per_episode,
     })
 }
 
@@ -383,6 +436,7 @@ pub fn markdown(r: &EvalReport, title: &str) -> String {
         r.controllability_ratio,
         100.0 * r.missing_fraction
     ));
+    s.push_str(&worst_episodes(&r.per_episode, 5));
     if let Some(l) = &r.long_horizon {
         let i = l.horizon - 1;
         s.push_str(&format!(
@@ -391,4 +445,83 @@ pub fn markdown(r: &EvalReport, title: &str) -> String {
         ));
     }
     s
+}
+
+/// The windows whose agent error at the last horizon is largest (at most `n`), and how many of
+/// them hold half of the total: whether the mean is a few failures or a spread.
+fn worst_episodes(per_episode: &[EpisodeScore], n: usize) -> String {
+    let at_end = |e: &EpisodeScore| e.agent_position_error_px.last().copied().flatten();
+    let mut scored: Vec<(&EpisodeScore, f64)> = per_episode.iter().filter_map(|e| at_end(e).map(|v| (e, v))).collect();
+    if scored.is_empty() {
+        return String::new();
+    }
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.episode.cmp(&b.0.episode)));
+    let total: f64 = scored.iter().map(|(_, v)| v).sum();
+    let mut held = 0.0;
+    let half = scored.iter().take_while(|(_, v)| {
+        let before = held;
+        held += v;
+        before < total / 2.0
+    });
+    let half = half.count();
+    let h = scored[0].0.agent_position_error_px.len();
+    let fmt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
+    let mut s = format!(
+        "\nThe agent's error at horizon {h}: the worst {half} of {} windows hold half of it. The worst {}:\n\n| episode | seed | agent err h1 | h{} | h{h} | copy-last h{h} | pushed bodies | contact steps | missing |\n|---|---|---|---|---|---|---|---|---|\n",
+        scored.len(),
+        n.min(scored.len()),
+        h.div_ceil(4).max(1),
+    );
+    for (e, _) in scored.iter().take(n) {
+        let a = &e.agent_position_error_px;
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            e.episode,
+            e.seed,
+            fmt(a[0]),
+            fmt(a[h.div_ceil(4).max(1) - 1]),
+            fmt(a[h - 1]),
+            fmt(e.copy_last_agent_position_error_px.get(h - 1).copied().flatten()),
+            e.pushed_bodies,
+            e.contact_steps,
+            e.missing
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn window(episode: usize, agent: Vec<Option<f64>>) -> EpisodeScore {
+        EpisodeScore {
+            episode,
+            seed: 100 + episode as u64,
+            contact_steps: 0,
+            pushed_bodies: 0,
+            psnr: vec![30.0; agent.len()],
+            copy_last_agent_position_error_px: agent.iter().map(|_| Some(5.0)).collect(),
+            agent_position_error_px: agent,
+            position_error_px: vec![],
+            missing: 0,
+        }
+    }
+
+    #[test]
+    fn worst_episodes_rank_by_the_last_horizon_and_count_the_half() {
+        let eps = vec![
+            window(0, vec![Some(0.5), Some(1.0)]),
+            window(1, vec![Some(2.0), Some(12.0)]),
+            window(2, vec![Some(0.1), None]),
+            window(3, vec![Some(0.3), Some(2.0)]),
+        ];
+        let s = worst_episodes(&eps, 2);
+        assert!(s.contains("the worst 1 of 3 windows hold half of it"), "{s}");
+        let rows: Vec<&str> = s.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| episode")).collect();
+        assert_eq!(rows.len(), 2, "{s}");
+        assert!(rows[0].starts_with("| 1 | 101 | 2.00 | 2.00 | 12.00 | 5.00 |"), "{}", rows[0]);
+        assert!(rows[1].starts_with("| 3 | 103 |"), "{}", rows[1]);
+        assert_eq!(worst_episodes(&[window(0, vec![None])], 5), "");
+    }
 }

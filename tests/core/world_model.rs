@@ -641,6 +641,20 @@ fn eval_refuses_training_seeds_and_reports_the_contract_keys() {
     }
     // Copy-last is exact at no motion and the truth locates the squares.
     assert!(report.copy_last.agent_position_error_px.iter().all(|v| v.is_finite()));
+    // One score per window, whose agent errors average to the report's curves.
+    assert_eq!(report.per_episode.len(), 12);
+    for (name, curve, of) in [
+        ("model", &report.model.agent_position_error_px, (|e: &foresight::eval::EpisodeScore| e.agent_position_error_px.clone()) as fn(&_) -> Vec<Option<f64>>),
+        ("copy-last", &report.copy_last.agent_position_error_px, |e| e.copy_last_agent_position_error_px.clone()),
+    ] {
+        for (t, want) in curve.iter().enumerate() {
+            let vals: Vec<f64> = report.per_episode.iter().filter_map(|e| of(e)[t]).collect();
+            let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+            assert!((mean - want).abs() < 1e-9, "{name} h{}: per-episode mean {mean}, curve {want}", t + 1);
+        }
+    }
+    assert!(report.per_episode.windows(2).all(|w| w[0].episode < w[1].episode));
+    assert!(foresight::eval::markdown(&report, "t").contains("windows hold half of it"));
     // Windows later in the episodes: other truth, other baselines; beyond the end, a clear error.
     let mut ds = foresight::data::Dataset::open(&fresh).unwrap();
     let later = evaluate(&wm, &mut ds, &EvalConfig { start: 3, ..cfg.clone() }).unwrap();
