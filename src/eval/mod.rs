@@ -457,20 +457,19 @@ fn worst_episodes(per_episode: &[EpisodeScore], n: usize) -> String {
     }
     scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.episode.cmp(&b.0.episode)));
     let total: f64 = scored.iter().map(|(_, v)| v).sum();
-    let mut held = 0.0;
-    let half = scored.iter().take_while(|(_, v)| {
-        let before = held;
-        held += v;
-        before < total / 2.0
-    });
-    let half = half.count();
+    // The fewest worst windows whose errors add up to half the total.
+    let half = 1 + scored.iter().scan(0.0, |held, (_, v)| {
+        *held += v;
+        Some(*held)
+    }).position(|held| held >= total / 2.0).unwrap_or(0);
     let h = scored[0].0.agent_position_error_px.len();
+    let q = h.div_ceil(4).max(1);
     let fmt = |v: Option<f64>| v.map_or("–".to_string(), |v| format!("{v:.2}"));
     let mut s = format!(
         "\nThe agent's error at horizon {h}: the worst {half} of {} windows hold half of it. The worst {}:\n\n| episode | seed | agent err h1 | h{} | h{h} | copy-last h{h} | pushed bodies | contact steps | missing |\n|---|---|---|---|---|---|---|---|---|\n",
         scored.len(),
         n.min(scored.len()),
-        h.div_ceil(4).max(1),
+        q,
     );
     for (e, _) in scored.iter().take(n) {
         let a = &e.agent_position_error_px;
@@ -479,7 +478,7 @@ fn worst_episodes(per_episode: &[EpisodeScore], n: usize) -> String {
             e.episode,
             e.seed,
             fmt(a[0]),
-            fmt(a[h.div_ceil(4).max(1) - 1]),
+            fmt(a[q - 1]),
             fmt(a[h - 1]),
             fmt(e.copy_last_agent_position_error_px.get(h - 1).copied().flatten()),
             e.pushed_bodies,
@@ -523,5 +522,7 @@ mod tests {
         assert!(rows[0].starts_with("| 1 | 101 | 2.00 | 2.00 | 12.00 | 5.00 |"), "{}", rows[0]);
         assert!(rows[1].starts_with("| 3 | 103 |"), "{}", rows[1]);
         assert_eq!(worst_episodes(&[window(0, vec![None])], 5), "");
+        let exact = worst_episodes(&[window(0, vec![Some(0.0)]), window(1, vec![Some(0.0)])], 5);
+        assert!(exact.contains("the worst 1 of 2 windows"), "{exact}");
     }
 }
