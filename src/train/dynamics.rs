@@ -1111,24 +1111,32 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A random-initialised push-shaped model with autoencoder `ae` (latent 4×16×16) and a tiny
+    /// transformer predicting chunks of 2 (delta scale 0.5), and `n` episodes of `frames` random
+    /// latents and actions, drawn from seed `seed` (the generator is returned to go on drawing).
+    fn tiny_chunk_model(ae: crate::model::autoencoder::AutoencoderConfig, bidirectional: bool, n: usize, frames: usize, seed: u64) -> (WorldModelMeta, WorldModel, Vec<EpisodeLatents>, Rng) {
+        let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
+        let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
+        meta.autoencoder = ae;
+        meta.dit = DitConfig { latent: [4, 16, 16], patch: 4, context: 4, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: None, bidirectional, chunk: 2, token_actions: false };
+        meta.delta_scale = 0.5;
+        let wm = WorldModel::build(meta.clone(), &VarMap::new(), &Device::Cpu).unwrap();
+        let cells = 4 * 16 * 16;
+        let mut rng = Rng::new(seed);
+        let eps = (0..n)
+            .map(|_| EpisodeLatents { z: (0..frames * cells).map(|_| rng.normal()).collect(), actions: (0..(frames - 1) * 2).map(|_| rng.range(-1.0, 1.0)).collect(), frames, pos: vec![[0.0, 0.0]; frames * 2] })
+            .collect();
+        (meta, wm, eps, rng)
+    }
+
     /// `pixel_weight`: the pixel term is zero when the prediction is the target, its gradient
     /// reaches the predicted first frame of the chosen windows only (through `index_select` and
     /// the decoder), and the loss grows by it.
     #[test]
     fn the_pixel_loss_reaches_the_chosen_windows_first_frame_only() {
-        let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
-        let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
-        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { dim: 8, depth: 1, ..crate::model::autoencoder::AutoencoderConfig::conv() };
-        meta.dit = DitConfig { latent: [4, 16, 16], patch: 4, context: 4, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: None, bidirectional: false, chunk: 2, token_actions: false };
-        meta.delta_scale = 0.5;
-        let device = Device::Cpu;
-        let vm = VarMap::new();
-        let wm = WorldModel::build(meta.clone(), &vm, &device).unwrap();
-        let cells = 4 * 16 * 16;
-        let mut rng = Rng::new(5);
-        let eps: Vec<EpisodeLatents> = (0..2)
-            .map(|_| EpisodeLatents { z: (0..12 * cells).map(|_| rng.normal()).collect(), actions: (0..11 * 2).map(|_| rng.range(-1.0, 1.0)).collect(), frames: 12, pos: vec![[0.0, 0.0]; 12 * 2] })
-            .collect();
+        let ae = crate::model::autoencoder::AutoencoderConfig { dim: 8, depth: 1, ..crate::model::autoencoder::AutoencoderConfig::conv() };
+        let (meta, wm, eps, mut rng) = tiny_chunk_model(ae, false, 2, 12, 5);
+        let (device, cells) = (Device::Cpu, 4 * 16 * 16);
         let mut dc: DynamicsConfig = serde_json::from_value(serde_json::json!({
             "context": 4, "patch": 4, "dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2, "action_dropout": 0.0,
             "max_context_noise": 0.0, "moving_weight": 8.0, "pixel_weight": 2.0
@@ -1167,19 +1175,9 @@ mod tests {
     }
 
     fn self_condition_case(reencode_frames: bool, every: usize) {
-        let json = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/push.json")).unwrap();
-        let mut meta: WorldModelMeta = serde_json::from_str(&json).unwrap();
-        meta.autoencoder = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0, refine_width: 0, refine_depth: 0 };
-        meta.dit = DitConfig { latent: [4, 16, 16], patch: 4, context: 4, action_dim: 2, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, text: None, bidirectional: true, chunk: 2, token_actions: false };
-        meta.delta_scale = 0.5;
-        let device = Device::Cpu;
-        let vm = VarMap::new();
-        let wm = WorldModel::build(meta.clone(), &vm, &device).unwrap();
-        let cells = 4 * 16 * 16;
-        let mut rng = Rng::new(3);
-        let eps: Vec<EpisodeLatents> = (0..3)
-            .map(|_| EpisodeLatents { z: (0..40 * cells).map(|_| rng.normal()).collect(), actions: (0..39 * 2).map(|_| rng.range(-1.0, 1.0)).collect(), frames: 40, pos: vec![[0.0, 0.0]; 40 * 2] })
-            .collect();
+        let ae = crate::model::autoencoder::AutoencoderConfig { kind: crate::model::autoencoder::AeKind::Patch, resolution: [64, 64], patch: 8, dim: 16, depth: 1, heads: 2, mlp_ratio: 2, latent_channels: 4, latent_patch: 2, pixel_features: 0, pixel_hidden: 0, refine_width: 0, refine_depth: 0 };
+        let (meta, wm, eps, mut rng) = tiny_chunk_model(ae, true, 3, 40, 3);
+        let (device, cells) = (Device::Cpu, 4 * 16 * 16);
         let dc: DynamicsConfig = serde_json::from_value(serde_json::json!({
             "context": 4, "patch": 4, "dim": 16, "depth": 1, "heads": 2, "mlp_ratio": 2, "action_dropout": 0.1,
             "max_context_noise": 0.2, "moving_weight": 8.0, "bidirectional": true, "reverse_fraction": 0.3,
