@@ -92,6 +92,11 @@ pub struct DynamicsConfig {
     /// median, which keeps its colour. 0 (absent) trains on latents only.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub pixel_weight: f64,
+    /// With `pixel_weight`: pixels of saturated colour in the true frame (the bodies, as the
+    /// autoencoder's `colour_weight` picks them) weigh `1 + w` times more in the pixel loss, so a
+    /// small body counts where it stays still too. 0 (absent): no colour weighting.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub pixel_colour_weight: f64,
 }
 
 /// A pixel whose value (in [-1, 1]) moves at least this far in some channel from the last context
@@ -111,7 +116,9 @@ impl DynamicsConfig {
         for (name, v) in [("action_dropout", self.action_dropout), ("text_fraction", self.text_fraction), ("reverse_fraction", self.reverse_fraction), ("anchor_fraction", self.anchor_fraction), ("self_context", self.self_context), ("moving_fraction", self.moving_fraction)] {
             anyhow::ensure!((0.0..=1.0).contains(&v), "dynamics: {name} {v} must be in [0, 1]");
         }
-        anyhow::ensure!(self.pixel_weight >= 0.0 && self.pixel_weight.is_finite(), "dynamics: pixel_weight {} must be finite and at least 0", self.pixel_weight);
+        for (name, v) in [("pixel_weight", self.pixel_weight), ("pixel_colour_weight", self.pixel_colour_weight)] {
+            anyhow::ensure!(v >= 0.0 && v.is_finite(), "dynamics: {name} {v} must be finite and at least 0");
+        }
         anyhow::ensure!(self.self_context == 0.0 || (1..self.context).contains(&self.self_context_depth), "dynamics: self_context_depth {} must be in 1..{}", self.self_context_depth, self.context);
         Ok(())
     }
@@ -531,13 +538,13 @@ fn batch_loss(wm: &WorldModel, batch: &Batch, dyn_cfg: &DynamicsConfig, rng: &mu
     if dyn_cfg.pixel_weight == 0.0 || rows.is_empty() {
         return Ok(loss);
     }
-    Ok((loss + (pixel_loss(wm, batch, &pred, &rows, dyn_cfg.moving_weight)? * dyn_cfg.pixel_weight)?)?)
+    Ok((loss + (pixel_loss(wm, batch, &pred, &rows, dyn_cfg.moving_weight, dyn_cfg.pixel_colour_weight)? * dyn_cfg.pixel_weight)?)?)
 }
 
 /// `pixel_weight`'s term: the mean absolute difference between the decoded predicted and true
 /// first target frames of windows `rows`, pixels that change from the last context frame
-/// weighted `1 + moving_weight`.
-fn pixel_loss(wm: &WorldModel, batch: &Batch, pred: &Tensor, rows: &[u32], moving_weight: f64) -> candle_core::Result<Tensor> {
+/// weighted `1 + moving_weight`, times `1 + colour_weight` on the true frame's saturated pixels.
+fn pixel_loss(wm: &WorldModel, batch: &Batch, pred: &Tensor, rows: &[u32], moving_weight: f64, colour_weight: f64) -> candle_core::Result<Tensor> {
     let idx = Tensor::new(rows, pred.device())?;
     let lc = wm.meta.dit.latent[0];
     let k = wm.meta.context;
@@ -552,7 +559,8 @@ fn pixel_loss(wm: &WorldModel, batch: &Batch, pred: &Tensor, rows: &[u32], movin
     let truth = frame(&batch.target)?.detach();
     let before = wm.autoencoder.decode(&(&last * wm.meta.latent_scale as f64)?)?.detach();
     let changed = ((&truth - &before)?.abs()?.max_keepdim(1)?.ge(PIXEL_CHANGE)?.to_dtype(candle_core::DType::F32)? * moving_weight)? + 1.0;
-    (predicted - truth)?.abs()?.broadcast_mul(&changed?)?.mean_all()
+    let weight = (changed? * super::autoencoder::colour_weights(&truth, colour_weight)?)?;
+    (predicted - truth)?.abs()?.broadcast_mul(&weight)?.mean_all()
 }
 
 /// What stage 2 needs from the rest of training.
@@ -943,6 +951,7 @@ pub fn measure_train_speed(meta: &WorldModelMeta, batch: usize, steps: usize) ->
         self_context_depth: 2,
         moving_fraction: 0.0,
         pixel_weight: 0.0,
+        pixel_colour_weight: 0.0,
     };
     let names: Vec<String> = meta.bodies.iter().map(|b| b.name.clone()).collect();
     let mut best = f64::INFINITY;
@@ -1147,10 +1156,10 @@ mod tests {
         let sm = Sampling { dit: &meta.dit, dyn_cfg: &dc, delta_scale: 0.5, names: &names, moving: &[] };
         let batch = make_batch(&eps, &mut rng, 4, &sm, &device).unwrap();
         let rows = [1u32, 3];
-        let exact = pixel_loss(&wm, &batch, &batch.target, &rows, 8.0).unwrap().to_scalar::<f32>().unwrap();
+        let exact = pixel_loss(&wm, &batch, &batch.target, &rows, 8.0, 3.0).unwrap().to_scalar::<f32>().unwrap();
         assert_eq!(exact, 0.0);
         let pred = candle_core::Var::from_tensor(&(&batch.target + 0.5).unwrap()).unwrap();
-        let loss = pixel_loss(&wm, &batch, pred.as_tensor(), &rows, 8.0).unwrap();
+        let loss = pixel_loss(&wm, &batch, pred.as_tensor(), &rows, 8.0, 3.0).unwrap();
         assert!(loss.to_scalar::<f32>().unwrap() > 0.0);
         let grads = loss.backward().unwrap();
         let g = grads.get(pred.as_tensor()).expect("the prediction receives a gradient");
@@ -1171,6 +1180,9 @@ mod tests {
         }
         assert!(total[1] > total[0], "{total:?}");
         dc.pixel_weight = f64::NAN;
+        assert!(dc.check().is_err());
+        dc.pixel_weight = 2.0;
+        dc.pixel_colour_weight = -1.0;
         assert!(dc.check().is_err());
     }
 
