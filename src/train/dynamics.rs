@@ -533,9 +533,12 @@ fn batch_loss(wm: &WorldModel, batch: &Batch, dyn_cfg: &DynamicsConfig, rng: &mu
     let moving = (batch.target.abs()?.ge(0.5)?.to_dtype(candle_core::DType::F32)? * dyn_cfg.moving_weight)? + 1.0;
     let err = (&pred - &batch.target)?.sqr()?;
     let loss = err.broadcast_mul(&w_tau)?.mul(&moving?)?.mean_all()?;
+    if dyn_cfg.pixel_weight == 0.0 {
+        return Ok(loss);
+    }
     // The windows at noise level 1, for the pixel loss.
     let rows: Vec<u32> = taus.iter().enumerate().filter(|&(_, &t)| t == 1.0).map(|(i, _)| i as u32).collect();
-    if dyn_cfg.pixel_weight == 0.0 || rows.is_empty() {
+    if rows.is_empty() {
         return Ok(loss);
     }
     Ok((loss + (pixel_loss(wm, batch, &pred, &rows, dyn_cfg.moving_weight, dyn_cfg.pixel_colour_weight)? * dyn_cfg.pixel_weight)?)?)
