@@ -671,6 +671,13 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             var.set(t)?;
         }
     }
+    // The transformer's autoencoder reads plain tensors, not the variables: nothing asks for the
+    // frozen weights' gradients, which the pixel loss would otherwise compute through the decoder
+    // at every step. (The variables keep the same values for the checkpoint.)
+    wm.autoencoder = crate::model::autoencoder::Autoencoder::new(
+        meta.autoencoder.clone(),
+        candle_nn::VarBuilder::from_tensors(ae_tensors, candle_core::DType::F32, &device),
+    )?;
     let names: Vec<String> = m.bodies.iter().map(|b| b.name.clone()).collect();
     let cache = match job.latent_cache {
         Some(dir) => {
