@@ -671,9 +671,10 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
             var.set(t)?;
         }
     }
-    // The transformer's autoencoder reads plain tensors, not the variables: nothing asks for the
-    // frozen weights' gradients, which the pixel loss would otherwise compute through the decoder
-    // at every step. (The variables keep the same values for the checkpoint.)
+    // The transformer's autoencoder reads plain tensors, not the variables, so the pixel loss's
+    // backward pass stops at the decoder's input rather than also taking the frozen weights'
+    // gradients (same weights byte for byte; step time unchanged within noise, session 22). The
+    // variables keep the same values for the checkpoint.
     wm.autoencoder = crate::model::autoencoder::Autoencoder::new(
         meta.autoencoder.clone(),
         candle_nn::VarBuilder::from_tensors(ae_tensors, candle_core::DType::F32, &device),
