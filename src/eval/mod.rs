@@ -66,6 +66,13 @@ pub struct EvalReport {
     pub controllability_ratio: f64,
     /// Fraction of (frame, body) pairs visible in the truth but not found in the prediction.
     pub missing_fraction: f64,
+    /// The same per horizon: where in a rollout bodies are lost.
+    #[serde(default)]
+    pub missing_fraction_per_horizon: Vec<f64>,
+    /// Per horizon, the fraction of windows whose agent is visible in the truth and not found in
+    /// the prediction (its error there is half the frame's diagonal).
+    #[serde(default)]
+    pub agent_missing_fraction: Vec<f64>,
     /// PSNR of the autoencoder's reconstructions of the true future frames (the ceiling).
     pub autoencoder_psnr: f64,
     /// Mean position error over bodies (all horizons) in those reconstructions: how far the
@@ -163,11 +170,15 @@ struct CurveAcc {
     pushed: Acc,
     missing: usize,
     visible: usize,
+    /// 1 for each (frame, body) pair lost, 0 for each found, per horizon.
+    lost: Acc,
+    /// The same for the agent alone.
+    agent_lost: Acc,
 }
 
 impl CurveAcc {
     fn new(h: usize) -> Self {
-        CurveAcc { psnr: Acc::new(h), ssim: Acc::new(h), pos: Acc::new(h), agent: Acc::new(h), pushed: Acc::new(h), missing: 0, visible: 0 }
+        CurveAcc { psnr: Acc::new(h), ssim: Acc::new(h), pos: Acc::new(h), agent: Acc::new(h), pushed: Acc::new(h), missing: 0, visible: 0, lost: Acc::new(h), agent_lost: Acc::new(h) }
     }
     fn curves(&self, pixels: bool) -> Curves {
         Curves {
@@ -223,6 +234,7 @@ fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec
         for (bi, tp) in win.true_pos[t].iter().enumerate() {
             let Some(tp) = tp else { continue };
             acc.visible += 1;
+            let found = pred_pos[bi].is_some();
             let e = match pred_pos[bi] {
                 Some(pp) => dist(pp, *tp),
                 None => {
@@ -231,9 +243,11 @@ fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec
                     half_diag
                 }
             } as f64;
+            acc.lost.add(t, if found { 0.0 } else { 1.0 });
             errs.push(e);
             if Some(bi) == agent {
                 acc.agent.add(t, e);
+                acc.agent_lost.add(t, if found { 0.0 } else { 1.0 });
                 agent_err = Some(e);
             }
             if win.pushed[bi] {
@@ -384,6 +398,8 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
         controllability_db: m.psnr[last] - s.psnr[last],
         controllability_ratio: s.agent_position_error_px[last] / m.agent_position_error_px[last].max(1e-6),
         missing_fraction: model.missing as f64 / model.visible.max(1) as f64,
+        missing_fraction_per_horizon: model.lost.mean(),
+        agent_missing_fraction: model.agent_lost.mean(),
         autoencoder_psnr: ae_psnr.0 / ae_psnr.1.max(1) as f64,
         autoencoder_position_error_px: mean(&ae_curves.position_error_px),
         autoencoder_agent_position_error_px: mean(&ae_curves.agent_position_error_px),
@@ -405,7 +421,9 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
 /// The report as Markdown.
 pub fn markdown(r: &EvalReport, title: &str) -> String {
     let mut s = format!("# {title}\n\n{} held-out episodes (policy `{}`), windows from frame {}, context {}, horizon {}, sampler {:?}.\n\n", r.episodes, r.policy, r.start, r.context, r.horizon, r.sampler);
-    s.push_str("| horizon | PSNR model | PSNR copy-last | SSIM model | position err model (px) | copy-last | const. velocity | agent err model | agent copy-last | pushed err model | pushed copy-last |\n|---|---|---|---|---|---|---|---|---|---|---|\n");
+    s.push_str("| horizon | PSNR model | PSNR copy-last | SSIM model | position err model (px) | copy-last | const. velocity | agent err model | agent copy-last | pushed err model | pushed copy-last | bodies lost | agent lost |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    // Reports written before the per-horizon losses were kept have none.
+    let pct = |v: &[f64], i: usize| v.get(i).map_or_else(|| "–".to_string(), |x| format!("{:.0}%", 100.0 * x));
     let h = r.horizon;
     let mut rows: Vec<usize> = vec![0, 1, 3, 7, 15, 31, 63].into_iter().filter(|&i| i < h).collect();
     if !rows.contains(&(h - 1)) {
@@ -413,7 +431,7 @@ pub fn markdown(r: &EvalReport, title: &str) -> String {
     }
     for i in rows {
         s.push_str(&format!(
-            "| {} | {:.2} | {:.2} | {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |\n",
+            "| {} | {:.2} | {:.2} | {:.3} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {} |\n",
             i + 1,
             r.model.psnr[i],
             r.copy_last.psnr[i],
@@ -425,6 +443,8 @@ pub fn markdown(r: &EvalReport, title: &str) -> String {
             r.copy_last.agent_position_error_px[i],
             r.model.pushed_position_error_px[i],
             r.copy_last.pushed_position_error_px[i],
+            pct(&r.missing_fraction_per_horizon, i),
+            pct(&r.agent_missing_fraction, i),
         ));
     }
     s.push_str(&format!(

@@ -654,7 +654,21 @@ fn eval_refuses_training_seeds_and_reports_the_contract_keys() {
         }
     }
     assert!(report.per_episode.windows(2).all(|w| w[0].episode < w[1].episode));
-    assert!(foresight::eval::markdown(&report, "t").contains("windows hold half of it"));
+    // Bodies lost per horizon: fractions whose weighted mean is the overall one (every window
+    // shows every body here), and the agent lost exactly where its window's error is the
+    // half-diagonal a body not found costs.
+    assert_eq!((report.missing_fraction_per_horizon.len(), report.agent_missing_fraction.len()), (4, 4));
+    assert!(report.missing_fraction_per_horizon.iter().chain(&report.agent_missing_fraction).all(|f| (0.0..=1.0).contains(f)));
+    let per_h = report.missing_fraction_per_horizon.iter().sum::<f64>() / 4.0;
+    assert!((per_h - report.missing_fraction).abs() < 1e-9, "{per_h} vs {}", report.missing_fraction);
+    let [h, w] = wm.meta.resolution;
+    let half_diag = ((h * h + w * w) as f64).sqrt() / 2.0;
+    for (t, want) in report.agent_missing_fraction.iter().enumerate() {
+        let lost = report.per_episode.iter().filter(|e| e.agent_position_error_px[t].is_some_and(|v| (v - half_diag).abs() < 1e-4)).count();
+        assert!((lost as f64 / 12.0 - want).abs() < 1e-9, "h{}: {lost} of 12 windows vs {want}", t + 1);
+    }
+    let md = foresight::eval::markdown(&report, "t");
+    assert!(md.contains("windows hold half of it") && md.contains("agent lost"), "{md}");
     // Windows later in the episodes: other truth, other baselines; beyond the end, a clear error.
     let mut ds = foresight::data::Dataset::open(&fresh).unwrap();
     let later = evaluate(&wm, &mut ds, &EvalConfig { start: 3, ..cfg.clone() }).unwrap();
