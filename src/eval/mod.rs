@@ -69,8 +69,8 @@ pub struct EvalReport {
     /// The same per horizon: where in a rollout bodies are lost.
     #[serde(default)]
     pub missing_fraction_per_horizon: Vec<f64>,
-    /// Per horizon, the fraction of windows whose agent is visible in the truth and not found in
-    /// the prediction (its error there is half the frame's diagonal).
+    /// Per horizon, of the windows whose truth shows the agent, the fraction whose prediction
+    /// loses it (its error there is half the frame's diagonal).
     #[serde(default)]
     pub agent_missing_fraction: Vec<f64>,
     /// PSNR of the autoencoder's reconstructions of the true future frames (the ceiling).
