@@ -168,8 +168,6 @@ struct CurveAcc {
     pos: Acc,
     agent: Acc,
     pushed: Acc,
-    missing: usize,
-    visible: usize,
     /// 1 for each (frame, body) pair lost, 0 for each found, per horizon.
     lost: Acc,
     /// The same for the agent alone.
@@ -178,7 +176,7 @@ struct CurveAcc {
 
 impl CurveAcc {
     fn new(h: usize) -> Self {
-        CurveAcc { psnr: Acc::new(h), ssim: Acc::new(h), pos: Acc::new(h), agent: Acc::new(h), pushed: Acc::new(h), missing: 0, visible: 0, lost: Acc::new(h), agent_lost: Acc::new(h) }
+        CurveAcc { psnr: Acc::new(h), ssim: Acc::new(h), pos: Acc::new(h), agent: Acc::new(h), pushed: Acc::new(h), lost: Acc::new(h), agent_lost: Acc::new(h) }
     }
     fn curves(&self, pixels: bool) -> Curves {
         Curves {
@@ -233,12 +231,10 @@ fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec
         let mut agent_err = None;
         for (bi, tp) in win.true_pos[t].iter().enumerate() {
             let Some(tp) = tp else { continue };
-            acc.visible += 1;
             let found = pred_pos[bi].is_some();
             let e = match pred_pos[bi] {
                 Some(pp) => dist(pp, *tp),
                 None => {
-                    acc.missing += 1;
                     own.missing += 1;
                     half_diag
                 }
@@ -397,7 +393,7 @@ pub fn evaluate(wm: &WorldModel, ds: &mut Dataset, cfg: &EvalConfig) -> anyhow::
     Ok(EvalReport {
         controllability_db: m.psnr[last] - s.psnr[last],
         controllability_ratio: s.agent_position_error_px[last] / m.agent_position_error_px[last].max(1e-6),
-        missing_fraction: model.missing as f64 / model.visible.max(1) as f64,
+        missing_fraction: model.lost.sum.iter().sum::<f64>() / model.lost.n.iter().sum::<usize>().max(1) as f64,
         missing_fraction_per_horizon: model.lost.mean(),
         agent_missing_fraction: model.agent_lost.mean(),
         autoencoder_psnr: ae_psnr.0 / ae_psnr.1.max(1) as f64,
