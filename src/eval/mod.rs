@@ -231,7 +231,7 @@ fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec
         let mut agent_err = None;
         for (bi, tp) in win.true_pos[t].iter().enumerate() {
             let Some(tp) = tp else { continue };
-            let found = pred_pos[bi].is_some();
+            let lost = if pred_pos[bi].is_some() { 0.0 } else { 1.0 };
             let e = match pred_pos[bi] {
                 Some(pp) => dist(pp, *tp),
                 None => {
@@ -239,11 +239,11 @@ fn score(acc: &mut CurveAcc, win: &Window, wm: &WorldModel, frames: Option<&[Vec
                     half_diag
                 }
             } as f64;
-            acc.lost.add(t, if found { 0.0 } else { 1.0 });
+            acc.lost.add(t, lost);
             errs.push(e);
             if Some(bi) == agent {
                 acc.agent.add(t, e);
-                acc.agent_lost.add(t, if found { 0.0 } else { 1.0 });
+                acc.agent_lost.add(t, lost);
                 agent_err = Some(e);
             }
             if win.pushed[bi] {
