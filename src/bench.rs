@@ -25,7 +25,7 @@ pub struct BenchReport {
     /// One stream's frame, in parts (milliseconds, best of several, batch 1): a transformer
     /// call (the sampler makes `sampler_steps` of them a frame, more with guidance), decoding a
     /// latent to an 8-bit frame (every output frame), encoding a frame (every `reencode_every`-th
-    /// frame when the sampler re-encodes, with one more decode).
+    /// frame when the sampler re-encodes; that frame's decode is its output's, decoded once).
     #[serde(default)]
     pub single_dit_call_ms: f64,
     /// See `single_dit_call_ms`.
@@ -131,7 +131,8 @@ pub fn run(wm: &WorldModel) -> anyhow::Result<BenchReport> {
         Ok(())
     })?;
     let calls = s.steps as f64 * if (s.guidance - 1.0).abs() > 1e-6 { 2.0 } else { 1.0 } / wm.meta.dit.chunk as f64;
-    let per_reencode = if s.reencode { (encode1 + decode1) / s.reencode_every.max(1) as f64 } else { 0.0 };
+    // A re-encoded frame's decode is its output's (the rollout keeps it), so it adds an encode.
+    let per_reencode = if s.reencode { encode1 / s.reencode_every.max(1) as f64 } else { 0.0 };
     let parts = calls * dit1 + decode1 + per_reencode;
     let x64 = inputs(64)?;
     let t_fwd = best_of(3, || {

@@ -142,11 +142,18 @@ impl WorldModel {
             let plan = StreamPlan { steps: g.horizon, actions, text, reverse: back, anchor, edit };
             streams.push((start, plan, g.samples, g.seed));
         }
-        let lat = self.run_streams(&streams, sampler)?;
+        let rolled = self.run_streams(&streams, sampler)?;
         let mut out = Vec::new();
-        for (g, z) in reqs.iter().zip(lat) {
-            let (s, h, c, lh, lw) = z.dims5()?;
-            let z = if g.direction == Direction::Backward { flip_time(&z)? } else { z };
+        for ((g, z), mut known) in reqs.iter().zip(rolled.latents).zip(rolled.decoded) {
+            let (s, h, _, _, _) = z.dims5()?;
+            let z = if g.direction == Direction::Backward {
+                for sample in known.chunks_mut(h) {
+                    sample.reverse();
+                }
+                flip_time(&z)?
+            } else {
+                z
+            };
             if let Some(e) = g.edit.as_ref().filter(|e| e.strength == 0.0) {
                 // Strength 0 keeps the input: the frames themselves (not their reconstruction)
                 // and their latents.
@@ -155,7 +162,7 @@ impl WorldModel {
                 out.push(Generated { frames: vec![e.frames.clone(); s], latents: input });
                 continue;
             }
-            let frames: Vec<Vec<Vec<u8>>> = self.decode(&z.reshape((s * h, c, lh, lw))?)?.chunks(h).map(|c| c.to_vec()).collect();
+            let frames: Vec<Vec<Vec<u8>>> = self.decode_rolled(&z, known)?.chunks(h).map(|c| c.to_vec()).collect();
             out.push(Generated { frames, latents: z });
         }
         Ok(out)

@@ -195,6 +195,19 @@ impl WorldModel {
         Ok(out)
     }
 
+    /// Frames of one stream's latents `(samples, steps, C, h, w)`, sample-major, decoding only
+    /// those `known` (from [`Rolled::decoded`]) does not already hold.
+    pub(crate) fn decode_rolled(&self, z: &Tensor, known: Vec<Option<Vec<u8>>>) -> Result<Vec<Vec<u8>>, WorldModelError> {
+        let (s, h, c, lh, lw) = z.dims5()?;
+        let z = z.reshape((s * h, c, lh, lw))?;
+        if known.len() != s * h {
+            return self.decode(&z);
+        }
+        let missing: Vec<u32> = (0..s * h).filter(|&i| known[i].is_none()).map(|i| i as u32).collect();
+        let mut fresh = if missing.is_empty() { Vec::new() } else { self.decode(&z.index_select(&Tensor::new(missing.as_slice(), &self.device)?, 0)?)? }.into_iter();
+        known.into_iter().map(|f| f.or_else(|| fresh.next()).ok_or_else(|| WorldModelError::Query("a rolled-out frame was not decoded".into()))).collect()
+    }
+
     /// Where each of the model's bodies is in a frame (located by its colour; `None` when not
     /// found), in the order of `meta.bodies`.
     pub fn locate_bodies(&self, frame: &[u8]) -> Vec<Option<[f32; 2]>> {
@@ -257,11 +270,11 @@ impl WorldModel {
             let refs: Vec<&[u8]> = q.context.iter().map(|f| f.as_slice()).collect();
             starts.push(self.encode(&refs)?);
         }
-        let latents = self.rollout_latent(queries, &starts, sampler)?;
+        let rolled = self.rollout_streams(queries, &starts, sampler)?;
         let mut out = Vec::new();
-        for lat in latents {
-            let (s, h, c, lh, lw) = lat.dims5()?;
-            let frames = self.decode(&lat.reshape((s * h, c, lh, lw))?)?;
+        for (lat, known) in rolled.latents.into_iter().zip(rolled.decoded) {
+            let h = lat.dim(1)?;
+            let frames = self.decode_rolled(&lat, known)?;
             out.push(Prediction { frames: frames.chunks(h).map(|c| c.to_vec()).collect(), latents: lat });
         }
         Ok(out)
@@ -275,6 +288,11 @@ impl WorldModel {
     /// Rolls queries forward in latent space from their encoded context (`starts[i]`:
     /// `(k_i, C, h, w)` normalised latents). Returns per query `(samples, H, C, h, w)`.
     pub fn rollout_latent(&self, queries: &[Query], starts: &[Tensor], sampler: &SamplerConfig) -> Result<Vec<Tensor>, WorldModelError> {
+        Ok(self.rollout_streams(queries, starts, sampler)?.latents)
+    }
+
+    /// [`WorldModel::rollout_latent`] with the frames the rollout decoded on the way.
+    fn rollout_streams(&self, queries: &[Query], starts: &[Tensor], sampler: &SamplerConfig) -> Result<Rolled, WorldModelError> {
         let mut streams = Vec::new();
         for (q, z) in queries.iter().zip(starts) {
             let past = match &q.past_actions {
@@ -304,8 +322,8 @@ impl WorldModel {
 
     /// The sampling engine: every sample of every stream advances one step per batched call,
     /// each with its own window, actions (or none), caption, direction, anchor and SDEdit input.
-    /// Returns per stream `(samples, steps, C, h, w)`.
-    pub(crate) fn run_streams(&self, streams: &[(StreamStart, StreamPlan, usize, u64)], sampler: &SamplerConfig) -> Result<Vec<Tensor>, WorldModelError> {
+    /// Returns per stream `(samples, steps, C, h, w)`, and the frames it decoded to re-encode them.
+    pub(crate) fn run_streams(&self, streams: &[(StreamStart, StreamPlan, usize, u64)], sampler: &SamplerConfig) -> Result<Rolled, WorldModelError> {
         let k = self.meta.context;
         let a_dim = self.meta.action_spec.dim;
         let [lc, lh, lw] = self.meta.dit.latent;
@@ -320,11 +338,12 @@ impl WorldModel {
             acts: Vec<Option<Vec<f32>>>,
             rng: Rng,
             out: Vec<Vec<f32>>,
+            decoded: Vec<Option<Vec<u8>>>,
         }
         let mut rows = Vec::new();
         for (si, (start, _, samples, seed)) in streams.iter().enumerate() {
             for s in 0..*samples {
-                rows.push(Row { stream: si, frames: start.frames.clone(), acts: start.acts.clone(), rng: Rng::new(seed ^ crate::rng::mix64(s as u64 + 1)), out: Vec::new() });
+                rows.push(Row { stream: si, frames: start.frames.clone(), acts: start.acts.clone(), rng: Rng::new(seed ^ crate::rng::mix64(s as u64 + 1)), out: Vec::new(), decoded: Vec::new() });
             }
         }
         let horizon = streams.iter().map(|s| s.1.steps).max().unwrap_or(0);
@@ -437,13 +456,13 @@ impl WorldModel {
                 let last = context.narrow(1, k - 1, 1)?;
                 let next: Vec<f32> = last.broadcast_add(&(delta * self.meta.delta_scale as f64)?)?.flatten_all()?.to_vec1()?;
                 // With `reencode`, the window goes on from the frames as images (the outputs stay
-                // the predicted latents).
-                let reencoded = if sampler.reencode && t + f < horizon && (t / f + 1) % sampler.reencode_every.max(1) == 0 {
+                // the predicted latents); the frames decoded for it are outputs too, kept.
+                let (reencoded, mut frames) = if sampler.reencode && t + f < horizon && (t / f + 1) % sampler.reencode_every.max(1) == 0 {
                     let z = Tensor::from_vec(next.clone(), (b * f, lc, lh, lw), dev)?;
                     let frames = self.decode(&z)?;
-                    Some(self.encode(&frames.iter().map(|x| x.as_slice()).collect::<Vec<_>>())?.flatten_all()?.to_vec1::<f32>()?)
+                    (Some(self.encode(&frames.iter().map(|x| x.as_slice()).collect::<Vec<_>>())?.flatten_all()?.to_vec1::<f32>()?), frames.into_iter().map(Some).collect())
                 } else {
-                    None
+                    (None, vec![None; b * f])
                 };
                 let window = reencoded.as_deref().unwrap_or(&next);
                 for (i, &r) in members.iter().enumerate() {
@@ -452,24 +471,35 @@ impl WorldModel {
                         let at = (i * f + j) * cells..(i * f + j + 1) * cells;
                         if t + j < steps {
                             rows[r].out.push(next[at.clone()].to_vec());
+                            rows[r].decoded.push(frames[i * f + j].take());
                         }
                         rows[r].frames.push(window[at].to_vec());
                     }
                 }
             }
         }
-        let mut out = Vec::new();
+        let mut out = Rolled { latents: Vec::new(), decoded: Vec::new() };
         for (si, (_, plan, samples, _)) in streams.iter().enumerate() {
-            let mut flat = Vec::new();
-            for row in rows.iter().filter(|r| r.stream == si) {
+            let (mut flat, mut decoded) = (Vec::new(), Vec::new());
+            for row in rows.iter_mut().filter(|r| r.stream == si) {
                 for z in &row.out {
                     flat.extend_from_slice(z);
                 }
+                decoded.append(&mut row.decoded);
             }
-            out.push(Tensor::from_vec(flat, (*samples, plan.steps, lc, lh, lw), dev)?);
+            out.latents.push(Tensor::from_vec(flat, (*samples, plan.steps, lc, lh, lw), dev)?);
+            out.decoded.push(decoded);
         }
         Ok(out)
     }
+}
+
+/// What [`WorldModel::run_streams`] returns: per stream, its latents `(samples, steps, C, h, w)`
+/// and, sample-major, the frames it decoded to re-encode them (`None` for the others), so that
+/// no frame is decoded twice.
+pub(crate) struct Rolled {
+    pub(crate) latents: Vec<Tensor>,
+    pub(crate) decoded: Vec<Vec<Option<Vec<u8>>>>,
 }
 
 /// Where a stream starts: its window of latents and the actions between them.

@@ -6,7 +6,7 @@ use foresight::model::diffusion::SamplerConfig;
 use foresight::model::text::{tokenize, word_features, TextConfig};
 use foresight::world_model::WorldModel;
 
-use crate::world_model::{synthetic_dataset, tiny_config, train_with};
+use crate::world_model::{assert_frames_decode_their_latents, synthetic_dataset, tiny_config, train_with};
 use crate::{root, tmpdir};
 
 #[test]
@@ -119,6 +119,12 @@ fn every_generation_mode_answers_with_the_right_shapes_deterministically() {
         assert_eq!(x.frames, y.frames, "same seed, same video");
     }
     assert_eq!(reqs[3].direction, Direction::Backward);
+    // Frames decoded to re-encode them are reused as outputs, in chunks and backwards too:
+    // every frame is still its own latent decoded.
+    let r = SamplerConfig { reencode: true, reencode_every: 1, ..s };
+    for g in wm.generate(&reqs, &r).unwrap() {
+        assert_frames_decode_their_latents(&wm, &g.frames, &g.latents);
+    }
     // Another caption gives another video.
     let other = Generate::image_to_video(&video[0], None, Some("the red moves up"), 5).sampled(2, 1);
     assert_ne!(wm.generate(&[other], &s).unwrap()[0].frames, a[0].frames);

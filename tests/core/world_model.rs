@@ -98,6 +98,19 @@ fn code(wm: &WorldModel, frame: &[u8]) -> Vec<f32> {
     wm.encode(&[frame]).unwrap().flatten_all().unwrap().to_vec1().unwrap()
 }
 
+/// Every frame (`frames[sample][step]`) is its latent (`(samples, steps, C, h, w)`) decoded:
+/// to a level, since a frame decoded in another batch may round one value the other way.
+pub(crate) fn assert_frames_decode_their_latents(wm: &WorldModel, frames: &[Vec<Vec<u8>>], latents: &candle_core::Tensor) {
+    let (n, h, c, lh, lw) = latents.dims5().unwrap();
+    let decoded = wm.decode(&latents.reshape((n * h, c, lh, lw)).unwrap()).unwrap();
+    let got = frames.concat();
+    assert_eq!(got.len(), decoded.len());
+    for (i, (a, b)) in got.iter().zip(&decoded).enumerate() {
+        let off = a.iter().zip(b).filter(|(x, y)| x.abs_diff(**y) > 0).count();
+        assert!(a.iter().zip(b).all(|(x, y)| x.abs_diff(*y) <= 1) && off * 1000 < a.len(), "frame {i} of {n}x{h}: {off} values differ");
+    }
+}
+
 /// Sample 0's latent of predicted step `t`, flattened.
 fn latent(p: &foresight::world_model::Prediction, t: usize) -> Vec<f32> {
     p.latents.get(0).unwrap().get(t).unwrap().flatten_all().unwrap().to_vec1::<f32>().unwrap()
@@ -172,6 +185,14 @@ fn predictions_are_deterministic_per_seed_and_differ_across_seeds() {
     assert_ne!(lat(&w, 2), lat(&a, 2));
     assert_ne!(lat(&w, 2), lat(&x, 2));
     assert!(wm.predict(&query(&wm, 1, 0, 2), &SamplerConfig { reencode_every: 0, ..r }).is_err());
+    // The frames decoded to re-encode them are reused as outputs: in a batch of queries of
+    // different horizons and samples, every output frame is still its own latent decoded.
+    for sampler in [r, e] {
+        let got = wm.predict_batch(&[query(&wm, 2, 7, 5), query(&wm, 3, 9, 2), query(&wm, 1, 4, 4)], &sampler).unwrap();
+        for p in &got {
+            assert_frames_decode_their_latents(&wm, &p.frames, &p.latents);
+        }
+    }
 }
 
 #[test]
