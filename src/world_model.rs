@@ -68,6 +68,19 @@ pub struct WorldModelMeta {
     pub command: String,
 }
 
+impl WorldModelMeta {
+    /// Adds the training seeds of a checkpoint these weights come from (`--init`, `--average`):
+    /// its episodes were trained on too, so `eval` must refuse them. Only for the same scene
+    /// (another scene's episodes cannot be in this one's data); the order is kept, no seed twice.
+    pub fn inherit_train_seeds(&mut self, from: &WorldModelMeta) {
+        if from.scene != self.scene {
+            return;
+        }
+        let mut seen: std::collections::HashSet<u64> = self.train_seeds.iter().copied().collect();
+        self.train_seeds.extend(from.train_seeds.iter().copied().filter(|s| seen.insert(*s)));
+    }
+}
+
 /// A query that cannot be answered, or a checkpoint that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum WorldModelError {

@@ -474,10 +474,12 @@ fn main() -> anyhow::Result<()> {
                 let mut others = Vec::with_capacity(average.len());
                 for p in &average {
                     // Loading it checks its JSON against its weights first.
-                    foresight::world_model::WorldModel::load(p)?;
+                    let other = foresight::world_model::WorldModel::load(p)?;
+                    meta.inherit_train_seeds(&other.meta);
                     others.push(load_tensors(p, &candle_core::Device::Cpu)?);
                 }
                 let n = foresight::train::checkpoint::average_weights(&mut tensors, &others).map_err(|e| anyhow::anyhow!("--average: {e}"))?;
+                meta.command = format!("{}; foresight export --checkpoint {} --average {}", meta.command, checkpoint.display(), average.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" --average "));
                 println!("averaged {n} transformer tensors over {} checkpoints", others.len() + 1);
             }
             if let Some(src) = &decoder_from {

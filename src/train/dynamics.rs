@@ -660,6 +660,9 @@ pub fn train_dynamics(job: &DynamicsJob, budget: &mut u64, mut progress: impl Fn
         steps: 0,
         command: job.command.clone(),
     };
+    if let Some((init, _)) = &init {
+        meta.inherit_train_seeds(&init.meta);
+    }
     let vm = VarMap::new();
     let mut wm = WorldModel::build(meta.clone(), &vm, &device)?;
     super::checkpoint::reseed_varmap(&vm, job.seed ^ 0xd1)?;

@@ -405,7 +405,8 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     let ckpt = tiny_checkpoint();
     let base = tmpdir("init");
     let data = base.join("data");
-    synthetic_dataset(&data);
+    // Other episodes than the checkpoint's (its seeds start at 1000).
+    synthetic_dataset_from(&data, 5000);
     let out = base.join("ft");
     // autoencoder_stage.steps 0: the autoencoder stays frozen.
     let frozen = tiny_config(&base, "frozen.json", |cfg| cfg["autoencoder_stage"]["steps"] = 0.into());
@@ -419,6 +420,25 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     let zb = code(&b, &frame);
     assert_eq!(za, zb, "the autoencoder stays frozen");
     assert_eq!(b.meta.steps, 6);
+    let seeds = |dir: &Path| foresight::data::Dataset::open(dir).unwrap().manifest.episodes.iter().map(|e| e.seed).collect::<Vec<_>>();
+    assert!(seeds(&data).iter().all(|s| !a.meta.train_seeds.contains(s)));
+    // (Its own: the training share of them; the held-out ones stay out.)
+    let (own, theirs) = b.meta.train_seeds.iter().partition::<Vec<u64>, _>(|s| seeds(&data).contains(s));
+    assert!(own.len() > seeds(&data).len() / 2 && own.len() < seeds(&data).len(), "{} of {}", own.len(), seeds(&data).len());
+    assert_eq!(theirs, a.meta.train_seeds, "the fine-tune lists the checkpoint's seeds after its own");
+    // A weight average lists every averaged checkpoint's seeds and how it was made.
+    let avg = base.join("avg.safetensors");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["export", "--f32", "--checkpoint"]).arg(&ckpt).arg("--average").arg(out.join("world_model.safetensors")).arg("--out").arg(&avg).status().unwrap();
+    assert!(st.success());
+    let m = WorldModel::load(&avg).unwrap();
+    assert!(b.meta.train_seeds.iter().all(|s| m.meta.train_seeds.contains(s)) && m.meta.train_seeds.len() == b.meta.train_seeds.len());
+    assert!(m.meta.command.contains("--average"), "{}", m.meta.command);
+    let t = |p: &Path| foresight::train::checkpoint::load_tensors(p, &candle_core::Device::Cpu).unwrap();
+    let (ta, tb, tm) = (t(&ckpt), t(&out.join("world_model.safetensors")), t(&avg));
+    let name = ta.keys().find(|k| k.starts_with("dit.") && ta[*k].flatten_all().unwrap().to_vec1::<f32>().unwrap() != tb[*k].flatten_all().unwrap().to_vec1::<f32>().unwrap()).expect("a transformer tensor the fine-tune changed").clone();
+    let mean = ((&ta[&name] + &tb[&name]).unwrap() / 2.0).unwrap();
+    let off = (mean - &tm[&name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+    assert!(off < 1e-6, "{name}: the average is off by {off}");
     // Another game with 3-d actions: the autoencoder is fine-tuned (6 steps), the transformer
     // starts from the checkpoint except its action embedding.
     let data3 = base.join("data3");
@@ -428,6 +448,12 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     let c = WorldModel::load(&out3.join("world_model.safetensors")).unwrap();
     assert_eq!(c.meta.action_spec.dim, 3);
     assert_eq!(c.meta.autoencoder, a.meta.autoencoder);
+    // Its episodes share the checkpoint's seeds: each is listed once.
+    assert!(a.meta.train_seeds.iter().all(|s| c.meta.train_seeds.contains(s)));
+    let mut unique = c.meta.train_seeds.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), c.meta.train_seeds.len(), "a seed listed twice");
     assert_ne!(c.meta.delta_scale, a.meta.delta_scale, "another latent: the delta scale is measured on the new data");
     let zc = code(&c, &frame);
     assert!(za != zc, "the autoencoder was fine-tuned");
