@@ -73,11 +73,17 @@ impl WorldModelMeta {
     /// its episodes were trained on too, so `eval` must refuse them. Only for the same scene
     /// (another scene's episodes cannot be in this one's data); the order is kept, no seed twice.
     pub fn inherit_train_seeds(&mut self, from: &WorldModelMeta) {
-        if from.scene != self.scene {
-            return;
+        if from.scene == self.scene {
+            self.add_train_seeds(from.train_seeds.iter().copied());
         }
+    }
+
+    /// Appends the seeds not listed yet (the order is kept); returns how many.
+    pub fn add_train_seeds(&mut self, seeds: impl IntoIterator<Item = u64>) -> usize {
+        let before = self.train_seeds.len();
         let mut seen: std::collections::HashSet<u64> = self.train_seeds.iter().copied().collect();
-        self.train_seeds.extend(from.train_seeds.iter().copied().filter(|s| seen.insert(*s)));
+        self.train_seeds.extend(seeds.into_iter().filter(|s| seen.insert(*s)));
+        self.train_seeds.len() - before
     }
 }
 

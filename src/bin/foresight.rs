@@ -330,6 +330,11 @@ enum Cmd {
         /// exponential moving average does during training.
         #[arg(long)]
         average: Vec<PathBuf>,
+        /// Add every episode seed of this dataset to the checkpoint's training seeds (repeatable),
+        /// so that `eval` refuses it: for checkpoints fine-tuned before `--init` passed its
+        /// checkpoint's seeds on.
+        #[arg(long)]
+        train_seeds_from: Vec<PathBuf>,
     },
     /// Print a dataset's summary: episodes, frames, contact fraction, a few captions.
     Inspect {
@@ -462,7 +467,7 @@ fn main() -> anyhow::Result<()> {
                 foresight::train::checkpoint::save_json(&j, &r)?;
             }
         }
-        Cmd::Export { checkpoint, out, f32, temperature, reencode_every, steps, context_noise, decoder_from, average } => {
+        Cmd::Export { checkpoint, out, f32, temperature, reencode_every, steps, context_noise, decoder_from, average, train_seeds_from } => {
             use foresight::train::checkpoint::{json_path, load_tensors, save_json, save_tensors};
             let wm = foresight::world_model::WorldModel::load(&checkpoint)?;
             let mut meta = wm.meta.clone();
@@ -481,6 +486,12 @@ fn main() -> anyhow::Result<()> {
                 let n = foresight::train::checkpoint::average_weights(&mut tensors, &others).map_err(|e| anyhow::anyhow!("--average: {e}"))?;
                 meta.command = format!("{}; foresight export --checkpoint {} --average {}", meta.command, checkpoint.display(), average.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" --average "));
                 println!("averaged {n} transformer tensors over {} checkpoints", others.len() + 1);
+            }
+            for dir in &train_seeds_from {
+                let ds = foresight::data::Dataset::open(dir).map_err(|e| anyhow::anyhow!("--train-seeds-from {}: {e}", dir.display()))?;
+                anyhow::ensure!(ds.manifest.scene == meta.scene, "--train-seeds-from {}: a {} dataset, the checkpoint is {}", dir.display(), ds.manifest.scene, meta.scene);
+                let n = meta.add_train_seeds(ds.manifest.episodes.iter().map(|e| e.seed));
+                println!("training seeds: {n} more from {}", dir.display());
             }
             if let Some(src) = &decoder_from {
                 // A world model, or a bare autoencoder (`autoencoder.safetensors` of a run, for

@@ -439,6 +439,13 @@ fn init_fine_tunes_a_checkpoint_and_keeps_its_autoencoder() {
     let mean = ((&ta[&name] + &tb[&name]).unwrap() / 2.0).unwrap();
     let off = (mean - &tm[&name]).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
     assert!(off < 1e-6, "{name}: the average is off by {off}");
+    // Seeds a checkpoint's JSON lacks can be added from their dataset; eval then refuses it.
+    let marked = base.join("marked.safetensors");
+    let st = std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["export", "--checkpoint"]).arg(&ckpt).arg("--train-seeds-from").arg(&data).arg("--out").arg(&marked).status().unwrap();
+    assert!(st.success());
+    assert!(seeds(&data).iter().all(|s| WorldModel::load(&marked).unwrap().meta.train_seeds.contains(s)));
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_foresight")).args(["eval", "--context", "2", "--horizon", "2", "--checkpoint"]).arg(&marked).arg("--data").arg(&data).arg("--json").arg(base.join("e.json")).output().unwrap();
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("used to train"), "{}", String::from_utf8_lossy(&o.stderr));
     // Another game with 3-d actions: the autoencoder is fine-tuned (6 steps), the transformer
     // starts from the checkpoint except its action embedding.
     let data3 = base.join("data3");
