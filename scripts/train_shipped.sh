@@ -14,7 +14,9 @@
 #       9. a quarter contact windows, 2,000 of 3,000 steps  configs/push_mix.json        runs/push-mix
 #          (+ a second held-push set)
 #      10. 400 on scripted + random again, own context 0.8 configs/push_mix_polish.json runs/push-mix-polish
-#                                                          -> assets/push.safetensors (session 16)
+#                                                          (the push shipped in sessions 16-24)
+#      11. its f16 export averaged with stage 7's, 2 to 1 (foresight export --average), sampler
+#          context noise 0.15                              -> assets/push.safetensors (session 25)
 #   scripts/train_shipped.sh push-base   # the patch-autoencoder push base (configs/default.json,
 #                                        # runs/push-ship) that the patch bounce and arm (sessions 4-9) started from
 #   scripts/train_shipped.sh bounce|arm  # convolutional (session 10), from the push of sessions 7-9:
@@ -64,6 +66,7 @@ train_all() {
 }
 
 export_args=()
+export_from=
 case "$name" in
   push)
     [ -f data/push-random/manifest.json ] || "$bin/foresight-sim" datagen --scene scenes/push.ron --episodes 768 --seed 20000 --policy random --out data/push-random
@@ -87,11 +90,17 @@ case "$name" in
     train_to configs/push_contact.json runs/push-contact dynamics.state.json 1500 --data "$data" --data data/push-random --data data/push-held --init runs/push-session10.safetensors "${cache[@]}"
     train_to configs/push_mix.json runs/push-mix dynamics.state.json 2000 --data "$data" --data data/push-random --data data/push-held --data data/push-held2 --init runs/push-contact/world_model.safetensors "${cache[@]}"
     train_to configs/push_mix_polish.json runs/push-mix-polish dynamics.state.json 400 --data "$data" --data data/push-random --init runs/push-mix/world_model.safetensors "${cache[@]}"
-    out=runs/push-mix-polish
     # Sampler chosen on validation episodes (data/push-val: 32, run seed 3000, not the evaluation
     # seeds): temperatures 0.25 to 1 (session 9), re-encoding each, every 2nd or 3rd frame (session
     # 10), 1, 2 or 3 Euler steps and action guidance 1.5 (session 11).
-    export_args=(--temperature 0.5 --reencode-every 2 --steps 1)
+    [ -f runs/push-session16.safetensors ] || "$bin/foresight" export --checkpoint runs/push-mix-polish/world_model.safetensors --out runs/push-session16.safetensors --temperature 0.5 --reencode-every 2 --steps 1
+    # Session 24-25 (README): the transformer weights averaged, session 16 to session 10 as 2 to 1
+    # (the share chosen on data/push-val), and the context-noise level the sampler tells the
+    # transformer, 0.15 (chosen on data/push-val and on the policy evaluation's starts of run seed
+    # 8000, which neither the issue's figures nor training use).
+    out=runs/push-mix-polish
+    export_from=runs/push-session16.safetensors
+    export_args=(--average runs/push-session16.safetensors --average runs/push-session10.safetensors --context-noise 0.15)
     ;;
   push-base)
     out=runs/push-ship
@@ -130,7 +139,7 @@ case "$name" in
     exit 2
     ;;
 esac
-"$bin/foresight" export --checkpoint "$out/world_model.safetensors" --out "assets/$name.safetensors" "${export_args[@]}"
+"$bin/foresight" export --checkpoint "${export_from:-$out/world_model.safetensors}" --out "assets/$name.safetensors" "${export_args[@]}"
 "$bin/foresight" eval --checkpoint "assets/$name.safetensors" --data "data/$name-eval" --context 4 --horizon 16 --json "$out/eval.json"
 if [ "$name" = push ]; then
   "$bin/foresight-sim" eval-generate --scene scenes/push.ron --checkpoint assets/push.safetensors --data data/push-eval --json "$out/eval_generate.json"
