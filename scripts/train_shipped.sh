@@ -97,7 +97,7 @@ case "$name" in
     # Session 24-25 (README): the transformer weights averaged, session 16 to session 10 as 2 to 1
     # (the share chosen on data/push-val), and the context-noise level the sampler tells the
     # transformer, 0.15 (chosen on data/push-val and on the policy evaluation's starts of run seed
-    # 8000, which neither the figures nor training use).
+    # 8000, which neither the figures nor training use; 0.1 tied there, README session 25).
     out=runs/push-mix-polish
     export_from=runs/push-session16.safetensors
     export_args=(--average runs/push-session16.safetensors --average runs/push-session10.safetensors --context-noise 0.15)
