@@ -53,6 +53,16 @@ pub struct PlannerConfig {
     /// of `horizon`, so few candidates find sustained pushes.
     #[serde(default = "one")]
     pub hold: usize,
+    /// Share of the noisy candidates drawn around a prior sequence ([`Planner::set_prior`], for
+    /// example what a frame policy would do now) instead of around the mean; candidate 1 is the
+    /// prior itself. Planning near a behaviour policy keeps the search where a learned model was
+    /// trained (MBOP, TD-MPC's policy samples). Without a prior the setting does nothing.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub prior_share: f32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 fn one() -> usize {
@@ -61,7 +71,7 @@ fn one() -> usize {
 
 impl Default for PlannerConfig {
     fn default() -> Self {
-        PlannerConfig { horizon: 8, candidates: 64, iterations: 3, elites: 8, method: Method::Cem, temperature: 0.1, init_std: 0.5, min_std: 0.05, momentum: 0.1, seed: 0, hold: 4 }
+        PlannerConfig { horizon: 8, candidates: 64, iterations: 3, elites: 8, method: Method::Cem, temperature: 0.1, init_std: 0.5, min_std: 0.05, momentum: 0.1, seed: 0, hold: 4, prior_share: 0.0 }
     }
 }
 
@@ -76,6 +86,9 @@ impl PlannerConfig {
         }
         if !(self.temperature > 0.0) || !(self.init_std > 0.0) || self.min_std < 0.0 || !(0.0..1.0).contains(&self.momentum) {
             return Err("temperature and init_std must be positive, min_std non-negative, momentum in [0, 1)".into());
+        }
+        if !(0.0..=1.0).contains(&self.prior_share) {
+            return Err(format!("prior share {} must be in [0, 1]", self.prior_share));
         }
         Ok(())
     }
@@ -100,6 +113,7 @@ pub struct Planner {
     low: Vec<f32>,
     high: Vec<f32>,
     mean: Vec<Vec<f32>>,
+    prior: Option<Vec<Vec<f32>>>,
     rng: Rng,
 }
 
@@ -112,7 +126,7 @@ impl Planner {
         }
         let mid: Vec<f32> = low.iter().zip(&high).map(|(l, h)| (l + h) / 2.0).collect();
         let rng = Rng::new(cfg.seed ^ 0x706c_616e);
-        Ok(Planner { mean: vec![mid; cfg.horizon], cfg, low, high, rng })
+        Ok(Planner { mean: vec![mid; cfg.horizon], prior: None, cfg, low, high, rng })
     }
 
     /// The settings.
@@ -124,6 +138,32 @@ impl Planner {
     pub fn reset(&mut self) {
         let mid: Vec<f32> = self.low.iter().zip(&self.high).map(|(l, h)| (l + h) / 2.0).collect();
         self.mean = vec![mid; self.cfg.horizon];
+    }
+
+    /// The prior sequence of the next plans (`None`: none). Shorter sequences repeat their last
+    /// action to the horizon; actions are clamped to the bounds.
+    pub fn set_prior(&mut self, prior: Option<Vec<Vec<f32>>>) -> Result<(), String> {
+        self.prior = match prior {
+            None => None,
+            Some(p) => {
+                let a = self.low.len();
+                let last = p.last().ok_or("an empty prior sequence")?.clone();
+                if p.iter().any(|x| x.len() != a || x.iter().any(|v| !v.is_finite())) {
+                    return Err(format!("prior actions must have {a} finite values each"));
+                }
+                Some((0..self.cfg.horizon).map(|t| p.get(t).unwrap_or(&last).iter().zip(self.low.iter().zip(&self.high)).map(|(v, (l, h))| v.clamp(*l, *h)).collect()).collect())
+            }
+        };
+        Ok(())
+    }
+
+    /// How many candidates of a round are centred on the prior (the first of them is the prior
+    /// itself): none without a prior.
+    fn prior_candidates(&self) -> usize {
+        match self.prior {
+            Some(_) if self.cfg.prior_share > 0.0 => (((self.cfg.candidates - 1) as f32 * self.cfg.prior_share).round() as usize).max(1),
+            _ => 0,
+        }
     }
 
     /// Warm start after executing `steps` actions: the mean moves forward, the tail repeats.
@@ -156,12 +196,20 @@ impl Planner {
 
     /// Candidates for the next round; candidate 0 is the current mean (the warm start). The
     /// others add noise scaled by the search's standard deviation, one draw per `hold` steps.
+    /// With a prior and a prior share, candidates 1.. (that share of them) are the prior and the
+    /// prior plus such noise.
     pub fn propose(&mut self, search: &Search) -> Vec<Vec<Vec<f32>>> {
         let (h, a, hold) = (self.cfg.horizon, self.low.len(), self.cfg.hold);
+        let around_prior = self.prior_candidates();
         (0..self.cfg.candidates)
             .map(|n| {
-                let draws: Vec<Vec<f32>> = (0..h.div_ceil(hold)).map(|_| (0..a).map(|_| if n == 0 { 0.0 } else { self.rng.normal() }).collect()).collect();
-                (0..h).map(|t| (0..a).map(|k| (self.mean[t][k] + draws[t / hold][k] * search.std[t][k]).clamp(self.low[k], self.high[k])).collect()).collect()
+                let centre = match &self.prior {
+                    Some(p) if n >= 1 && n <= around_prior => p,
+                    _ => &self.mean,
+                };
+                let exact = n == 0 || (n == 1 && around_prior > 0);
+                let draws: Vec<Vec<f32>> = (0..h.div_ceil(hold)).map(|_| (0..a).map(|_| if exact { 0.0 } else { self.rng.normal() }).collect()).collect();
+                (0..h).map(|t| (0..a).map(|k| (centre[t][k] + draws[t / hold][k] * search.std[t][k]).clamp(self.low[k], self.high[k])).collect()).collect()
             })
             .collect()
     }

@@ -25,10 +25,25 @@ pub enum ModelCost {
         standoff: f32,
         /// Average the cost over the horizon's frames instead of taking the last one's.
         running: bool,
+        /// The goal body's imagined displacement from where it is located in the last context
+        /// frame is multiplied by this before costing (1: as imagined). A model that under-reacts
+        /// to contact (its pushes imagined at a fraction of their true length, as the planner's
+        /// audit measures) makes a path through the body look free; the inverse of that fraction,
+        /// measured on validation starts, undoes the bias.
+        push_gain: f32,
     },
     /// Mean squared distance of the last predicted latent to this goal latent (normalised units,
     /// `C*h*w` values, from [`WorldModel::encode`] of a goal image).
     GoalLatent(Vec<f32>),
+}
+
+/// `imagined` moved away from `start` by `gain` times its imagined displacement (either missing:
+/// `imagined` as it is).
+pub fn calibrated_position(start: Option<[f32; 2]>, imagined: Option<[f32; 2]>, gain: f32) -> Option<[f32; 2]> {
+    match (start, imagined) {
+        (Some(s), Some(b)) => Some([s[0] + gain * (b[0] - s[0]), s[1] + gain * (b[1] - s[1])]),
+        _ => imagined,
+    }
 }
 
 /// Imagines with a world model from the current context.
@@ -89,7 +104,9 @@ impl Imagination for ModelImagination<'_> {
         let futures = self.model.rollout_latent(&queries, &starts, &self.sampler)?;
         let last = |z: &Tensor| -> candle_core::Result<Tensor> { z.narrow(1, z.dim(1)? - 1, 1)?.squeeze(1)?.squeeze(0) };
         match &self.cost {
-            ModelCost::Task { geometry, approach, standoff, running } => {
+            ModelCost::Task { geometry, approach, standoff, running, push_gain } => {
+                let from = self.located_start.0;
+                let calibrated = |b: Option<[f32; 2]>| calibrated_position(from, b, *push_gain);
                 // Every frame of every candidate (`(steps, C, h, w)` each), or only the last ones.
                 let all = self.every_step || *running;
                 let picked: Vec<Tensor> = futures.iter().map(|z| if all { z.squeeze(0) } else { last(z)?.unsqueeze(0) }).collect::<candle_core::Result<_>>()?;
@@ -105,9 +122,9 @@ impl Imagination for ModelImagination<'_> {
                     self.lost.body += body.is_none() as usize;
                     self.located.push((body, agent));
                     costs.push(if *running {
-                        at.iter().map(|&(b, a)| geometry.cost(b, a, *approach, *standoff)).sum::<f32>() / at.len() as f32
+                        at.iter().map(|&(b, a)| geometry.cost(calibrated(b), a, *approach, *standoff)).sum::<f32>() / at.len() as f32
                     } else {
-                        geometry.cost(body, agent, *approach, *standoff)
+                        geometry.cost(calibrated(body), agent, *approach, *standoff)
                     });
                     if all {
                         self.located_steps.push(at);

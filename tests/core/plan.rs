@@ -49,7 +49,7 @@ fn cem_and_mppi_find_the_optimum_of_a_known_world() {
     let (start, goal) = ([0.0, 0.0], [3.0, -2.0]);
     let best = optimum(start, goal, 6);
     for method in [Method::Cem, Method::Mppi] {
-        let cfg = PlannerConfig { horizon: 6, candidates: 256, iterations: 8, elites: 16, method, temperature: 0.1, init_std: 0.5, min_std: 0.01, momentum: 0.0, seed: 3, hold: 1 };
+        let cfg = PlannerConfig { horizon: 6, candidates: 256, iterations: 8, elites: 16, method, temperature: 0.1, init_std: 0.5, min_std: 0.01, momentum: 0.0, seed: 3, hold: 1, prior_share: 0.0 };
         let mut planner = Planner::new(cfg, vec![-1.0; 2], vec![1.0; 2]).unwrap();
         let mut world = Point { start, goal, calls: 0 };
         let plan = planner.plan(&mut world).unwrap();
@@ -86,6 +86,56 @@ fn held_noise_is_piecewise_constant_and_still_finds_the_optimum() {
     let cfg = PlannerConfig { horizon: 6, candidates: 256, iterations: 8, elites: 16, init_std: 0.5, min_std: 0.01, momentum: 0.0, seed: 3, hold: 2, ..PlannerConfig::default() };
     let plan = Planner::new(cfg, vec![-1.0; 2], vec![1.0; 2]).unwrap().plan(&mut Point { start, goal, calls: 0 }).unwrap();
     assert!(plan.best_cost <= best + 0.3, "hold 2: cost {} vs optimum {best}", plan.best_cost);
+}
+
+#[test]
+fn a_prior_is_proposed_and_searched_around() {
+    let cfg = PlannerConfig { horizon: 4, candidates: 9, iterations: 1, elites: 2, init_std: 0.1, hold: 2, seed: 5, prior_share: 0.5, ..PlannerConfig::default() };
+    let mut p = Planner::new(cfg.clone(), vec![-1.0; 2], vec![1.0; 2]).unwrap();
+    // Without a prior the share does nothing: every candidate is the mean plus noise.
+    let plain = p.propose(&p.begin());
+    assert!(plain[1..].iter().all(|c| c.iter().flatten().all(|a| a.abs() < 0.6)), "around the mean 0");
+    // A short prior is repeated to the horizon and clamped to the bounds.
+    p.set_prior(Some(vec![vec![0.9, -2.0]])).unwrap();
+    let cands = p.propose(&p.begin());
+    assert_eq!(cands[1], vec![vec![0.9, -1.0]; 4], "candidate 1 is the prior itself");
+    assert!(cands[0].iter().flatten().all(|&a| a == 0.0), "candidate 0 is still the mean");
+    // round(8 * 0.5) = 4 candidates (1..=4) centred on the prior, the rest on the mean.
+    for c in &cands[2..=4] {
+        assert!(c.iter().all(|a| (a[0] - 0.9).abs() < 0.6 && a[1] < -0.4), "around the prior: {c:?}");
+        assert_ne!(c, &cands[1], "with noise");
+    }
+    for c in &cands[5..] {
+        assert!(c.iter().flatten().all(|a| a.abs() < 0.6), "around the mean: {c:?}");
+    }
+    assert!(p.set_prior(Some(vec![vec![f32::NAN, 0.0]])).is_err());
+    assert!(p.set_prior(Some(vec![vec![0.0]])).is_err());
+    assert!(p.set_prior(Some(Vec::new())).is_err());
+    assert!(Planner::new(PlannerConfig { prior_share: 1.5, ..cfg.clone() }, vec![-1.0; 2], vec![1.0; 2]).is_err());
+    // A prior at the optimum is found in one round even when the mean is far from it.
+    let (start, goal) = ([0.0, 0.0], [4.0, 4.0]);
+    let mut p = Planner::new(PlannerConfig { candidates: 8, iterations: 1, init_std: 0.05, seed: 2, ..cfg }, vec![-1.0; 2], vec![1.0; 2]).unwrap();
+    p.set_prior(Some(vec![vec![1.0, 1.0]])).unwrap();
+    let plan = p.plan(&mut Point { start, goal, calls: 0 }).unwrap();
+    assert_eq!(plan.best, vec![vec![1.0, 1.0]; 4]);
+    assert_eq!(plan.best_cost, optimum(start, goal, 4));
+}
+
+#[test]
+fn a_push_gain_scales_the_imagined_displacement_and_costs_a_push_away_more() {
+    use foresight::plan::model::calibrated_position;
+    let (s, b) = (Some([10.0, 20.0]), Some([12.0, 19.0]));
+    assert_eq!(calibrated_position(s, b, 1.0), b);
+    assert_eq!(calibrated_position(s, b, 1.5), Some([13.0, 18.5]));
+    assert_eq!(calibrated_position(None, b, 1.5), b, "no start: as imagined");
+    assert_eq!(calibrated_position(s, None, 1.5), None, "lost stays lost");
+    // A body imagined pushed 2 px away from the goal costs 1 px more with gain 1.5.
+    let scene = foresight::scene::Scene::load(crate::root().join("scenes/push.ron")).unwrap();
+    let g = GoalGeometry::new(&scene).unwrap();
+    let start = [g.centre[0] + 15.0, g.centre[1]];
+    let away = Some([start[0] + 2.0, start[1]]);
+    let cost = |gain| g.cost(calibrated_position(Some(start), away, gain), None, 0.0, 5.0);
+    assert!((cost(1.5) - cost(1.0) - 1.0).abs() < 1e-4, "{} vs {}", cost(1.5), cost(1.0));
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::Instant;
 use foresight::camera::PixelCamera;
 use foresight::plan::cost::GoalGeometry;
 use foresight::plan::model::{ModelCost, ModelImagination};
+use foresight::plan::policies::{FramePolicy, FramePolicyKind};
 use foresight::plan::{Imagination, Planner, PlannerConfig};
 use foresight::rng::Rng;
 use foresight::scene::Scene;
@@ -29,6 +30,17 @@ pub enum ImaginationKind {
     Random,
 }
 
+/// Where the planner's prior sequence comes from (`PlannerConfig::prior_share` of the
+/// candidates are drawn around it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PriorKind {
+    /// The frame-only scripted pusher ([`FramePolicy`], no noise) run on every real frame; its
+    /// latest action, held over the horizon, is the prior. It sees the same frames in every
+    /// imagination, so the model and the oracle get the same candidates.
+    Scripted,
+}
+
 /// Cost shaping shared by every imagination.
 #[derive(Debug, Clone, Copy, serde::Serialize)]
 pub struct CostShape {
@@ -40,11 +52,19 @@ pub struct CostShape {
     /// last state's (errors of the model grow with the horizon; its early frames weigh as much).
     #[serde(default)]
     pub running: bool,
+    /// Model imagination only: the goal body's imagined displacement is scaled by this before
+    /// costing (`ModelCost::Task::push_gain`; 1: as imagined).
+    #[serde(skip_serializing_if = "is_unit")]
+    pub model_push_gain: f32,
+}
+
+fn is_unit(x: &f32) -> bool {
+    *x == 1.0
 }
 
 impl Default for CostShape {
     fn default() -> Self {
-        CostShape { approach: 0.3, standoff: 5.0, running: false }
+        CostShape { approach: 0.3, standoff: 5.0, running: false, model_push_gain: 1.0 }
     }
 }
 
@@ -267,6 +287,9 @@ pub struct ControlConfig {
     pub audit_steps: bool,
     /// The world model's sampler while imagining (None: the checkpoint's default).
     pub sampler: Option<foresight::model::diffusion::SamplerConfig>,
+    /// A policy whose action seeds part of the candidates (None: the mean only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prior: Option<PriorKind>,
 }
 
 /// One episode's outcome.
@@ -350,10 +373,16 @@ pub fn run_episode(
     let k = model.map_or(1, |m| m.meta.context);
     let mut frames: Vec<Vec<u8>> = Vec::new();
     let mut actions: Vec<Vec<f32>> = Vec::new();
-    let needs_frames = kind == ImaginationKind::Model || film.is_some();
+    let needs_frames = kind == ImaginationKind::Model || film.is_some() || cfg.prior.is_some();
     if needs_frames {
         frames.push(oracle.observe(&[&world])?.remove(0));
     }
+    // The prior policy acts on every real frame (its velocity estimate needs each of them).
+    let mut prior = match cfg.prior {
+        Some(PriorKind::Scripted) => Some(FramePolicy::new(scene, FramePolicyKind::Scripted { noise: 0.0 }, seed).map_err(|e| anyhow::anyhow!("--prior: {e}"))?),
+        None => None,
+    };
+    let mut prior_action = prior.as_mut().map(|p| p.act(&frames[0]));
     if let Some(f) = film.as_deref_mut() {
         f.real.push(frames[0].clone());
         f.imagined.push(None);
@@ -369,6 +398,7 @@ pub fn run_episode(
     let mut success = inside(&world);
     while !success && steps < cfg.max_steps {
         let t0 = Instant::now();
+        planner.set_prior(prior_action.clone().map(|a| vec![a])).map_err(|e| anyhow::anyhow!("prior: {e}"))?;
         let plan = match kind {
             ImaginationKind::Oracle => planner.plan(&mut OracleImagination::new(&world, &geometry, cfg.shape))?,
             ImaginationKind::Random => planner.plan(&mut RandomImagination(Rng::new(rng.next_u64())))?,
@@ -377,7 +407,7 @@ pub fn run_episode(
                 let from = frames.len().saturating_sub(k);
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
-                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, running: cfg.shape.running };
+                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain };
                 let mut model = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
                 model.every_step = cfg.audit_steps;
                 let before = audit.seconds;
@@ -408,6 +438,9 @@ pub fn run_episode(
             steps += 1;
             if needs_frames {
                 frames.push(oracle.observe(&[&world])?.remove(0));
+                if let (Some(p), Some(f)) = (prior.as_mut(), frames.last()) {
+                    prior_action = Some(p.act(f));
+                }
                 if frames.len() > k + 1 && film.is_none() {
                     frames.remove(0);
                     actions.remove(0);

@@ -185,6 +185,13 @@ struct PlanArgs {
     /// Starting standard deviation of the candidates, as a fraction of each action's range.
     #[arg(long, default_value_t = 0.5)]
     init_std: f32,
+    /// A policy whose current action (held over the horizon) seeds `--prior-share` of the
+    /// candidates, in every imagination alike (default: none, candidates around the mean only).
+    #[arg(long, value_enum)]
+    prior: Option<foresight_sim::control::PriorKind>,
+    /// Share of the candidates drawn around the prior (candidate 1 is the prior itself).
+    #[arg(long, default_value_t = 0.5)]
+    prior_share: f32,
     /// Steps before an episode fails.
     #[arg(long, default_value_t = 120)]
     max_steps: usize,
@@ -205,6 +212,10 @@ struct PlanArgs {
     /// (both imaginations; the model then decodes every imagined frame).
     #[arg(long)]
     running_cost: bool,
+    /// Model imagination: scale the block's imagined displacement by this before costing (the
+    /// inverse of the push ratio the audit measures on validation starts; 1: as imagined).
+    #[arg(long, default_value_t = 1.0)]
+    push_gain: f32,
     /// Model imagination: decode every imagined frame and audit the block's and the agent's
     /// positions at each horizon step against the oracle (`imagined_*_error_px_by_step`; the
     /// extra decoding counts as planning time).
@@ -393,10 +404,10 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         anyhow::ensure!(overlap == 0, "{overlap} of the {} starts were training episodes of the checkpoint; choose another --seed", seeds.len());
     }
     let cfg = ControlConfig {
-        planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, hold: a.hold, init_std: a.init_std, ..PlannerConfig::default() },
+        planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, hold: a.hold, init_std: a.init_std, prior_share: if a.prior.is_some() { a.prior_share } else { 0.0 }, ..PlannerConfig::default() },
         replan_every: a.replan_every,
         max_steps: a.max_steps,
-        shape: CostShape { approach: a.approach, standoff: a.standoff, running: a.running_cost },
+        shape: CostShape { approach: a.approach, standoff: a.standoff, running: a.running_cost, model_push_gain: a.push_gain },
         audit_steps: a.audit_steps,
         sampler: match &model {
             Some(m) if a.sampler_steps.is_some() || a.temperature.is_some() || a.reencode_every.is_some() => {
@@ -404,8 +415,10 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             }
             _ => None,
         },
+        prior: a.prior,
     };
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
+    anyhow::ensure!(a.push_gain.is_finite() && a.push_gain > 0.0, "--push-gain {} must be positive", a.push_gain);
     let mut oracle = Oracle::new(scene.clone(), 1)?;
     let (h, w) = scene.resolution();
     let gif_path = a.gif.clone().unwrap_or_else(|| a.json.with_extension("gif"));
