@@ -141,7 +141,7 @@ impl Planner {
     }
 
     /// The prior sequence of the next plans (`None`: none). Shorter sequences repeat their last
-    /// action to the horizon; actions are clamped to the bounds.
+    /// action to the horizon; candidates made from it are clamped to the bounds like the others.
     pub fn set_prior(&mut self, prior: Option<Vec<Vec<f32>>>) -> Result<(), String> {
         self.prior = match prior {
             None => None,
@@ -151,7 +151,7 @@ impl Planner {
                 if p.iter().any(|x| x.len() != a || x.iter().any(|v| !v.is_finite())) {
                     return Err(format!("prior actions must have {a} finite values each"));
                 }
-                Some((0..self.cfg.horizon).map(|t| p.get(t).unwrap_or(&last).iter().zip(self.low.iter().zip(&self.high)).map(|(v, (l, h))| v.clamp(*l, *h)).collect()).collect())
+                Some((0..self.cfg.horizon).map(|t| p.get(t).unwrap_or(&last).clone()).collect())
             }
         };
         Ok(())

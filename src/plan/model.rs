@@ -26,10 +26,10 @@ pub enum ModelCost {
         /// Average the cost over the horizon's frames instead of taking the last one's.
         running: bool,
         /// The goal body's imagined displacement from where it is located in the last context
-        /// frame is multiplied by this before costing (1: as imagined). A model that under-reacts
-        /// to contact (its pushes imagined at a fraction of their true length, as the planner's
-        /// audit measures) makes a path through the body look free; the inverse of that fraction,
-        /// measured on validation starts, undoes the bias.
+        /// frame is multiplied by this before costing (1: as imagined). Meant for a model that
+        /// under-reacts to contact (its pushes imagined at a fraction of their true length, as
+        /// the planner's audit measures); it scales the model's location error as well, and with
+        /// the shipped push 1.3 planned worse than 1 (README, session 26).
         push_gain: f32,
     },
     /// Mean squared distance of the last predicted latent to this goal latent (normalised units,
