@@ -108,6 +108,7 @@ pub struct Plan {
 }
 
 /// CEM / MPPI planner with warm start.
+#[derive(Debug, Clone)]
 pub struct Planner {
     cfg: PlannerConfig,
     low: Vec<f32>,

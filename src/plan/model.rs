@@ -69,6 +69,38 @@ pub struct ModelImagination<'a> {
     /// Per candidate, the goal body and the agent in each imagined frame (empty unless
     /// `every_step` or a running cost).
     pub located_steps: Vec<Vec<(Option<[f32; 2]>, Option<[f32; 2]>)>>,
+    /// Sampled futures per candidate (1: one). All candidates share the noise of each sample
+    /// (common random numbers), so their costs differ by their actions only.
+    pub samples: usize,
+    /// A candidate's cost is the mean of its samples' costs plus this times their standard
+    /// deviation (0: the mean; positive: pessimistic where the model's futures disagree, as
+    /// ensemble planners such as PETS penalise epistemic spread).
+    pub spread_weight: f32,
+    /// Per candidate, each sample's cost in the latest `costs` call.
+    pub sample_costs: Vec<Vec<f32>>,
+}
+
+/// The cost of one candidate from its samples' costs: mean plus `spread_weight` × standard
+/// deviation (population).
+pub fn aggregate_samples(costs: &[f32], spread_weight: f32) -> f32 {
+    let n = costs.len().max(1) as f32;
+    let mean = costs.iter().sum::<f32>() / n;
+    if spread_weight == 0.0 {
+        return mean;
+    }
+    let var = costs.iter().map(|c| (c - mean).powi(2)).sum::<f32>() / n;
+    mean + spread_weight * var.sqrt()
+}
+
+/// Mean of the positions found (None when none is).
+fn mean_position(found: impl Iterator<Item = Option<[f32; 2]>>) -> Option<[f32; 2]> {
+    let (mut sum, mut n) = ([0.0f32; 2], 0usize);
+    for p in found.flatten() {
+        sum[0] += p[0];
+        sum[1] += p[1];
+        n += 1;
+    }
+    (n > 0).then(|| [sum[0] / n as f32, sum[1] / n as f32])
 }
 
 /// How often imagined last frames lost a body (the task cost then charges the most).
@@ -93,41 +125,57 @@ impl<'a> ModelImagination<'a> {
             (ModelCost::Task { geometry, .. }, Some(f)) => geometry.locate(f),
             _ => (None, None),
         };
-        Ok(ModelImagination { model, context, past, start, sampler, cost, seed, lost: LostCount::default(), located_start, located: Vec::new(), every_step: false, located_steps: Vec::new() })
+        Ok(ModelImagination { model, context, past, start, sampler, cost, seed, lost: LostCount::default(), located_start, located: Vec::new(), every_step: false, located_steps: Vec::new(), samples: 1, spread_weight: 0.0, sample_costs: Vec::new() })
     }
 }
 
 impl Imagination for ModelImagination<'_> {
     fn costs(&mut self, candidates: &[Vec<Vec<f32>>]) -> anyhow::Result<Vec<f32>> {
-        let queries: Vec<Query> = candidates.iter().map(|c| Query { context: self.context.clone(), past_actions: self.past.clone(), actions: c.clone(), samples: 1, seed: self.seed }).collect();
+        let k = self.samples.max(1);
+        let queries: Vec<Query> = candidates.iter().map(|c| Query { context: self.context.clone(), past_actions: self.past.clone(), actions: c.clone(), samples: k, seed: self.seed }).collect();
         let starts = vec![self.start.clone(); queries.len()];
+        // Per candidate `(k, steps, C, h, w)`.
         let futures = self.model.rollout_latent(&queries, &starts, &self.sampler)?;
-        let last = |z: &Tensor| -> candle_core::Result<Tensor> { z.narrow(1, z.dim(1)? - 1, 1)?.squeeze(1)?.squeeze(0) };
+        let last = |z: &Tensor| -> candle_core::Result<Tensor> { z.narrow(1, z.dim(1)? - 1, 1)?.squeeze(1) };
+        let weight = self.spread_weight;
         match &self.cost {
             ModelCost::Task { geometry, approach, standoff, running, push_gain } => {
                 let from = self.located_start.0;
                 let calibrated = |b: Option<[f32; 2]>| calibrated_position(from, b, *push_gain);
-                // Every frame of every candidate (`(steps, C, h, w)` each), or only the last ones.
+                // Every frame of every sample of every candidate (`(k * steps, C, h, w)` each), or
+                // only the last ones (`(k, C, h, w)`).
                 let all = self.every_step || *running;
-                let picked: Vec<Tensor> = futures.iter().map(|z| if all { z.squeeze(0) } else { last(z)?.unsqueeze(0) }).collect::<candle_core::Result<_>>()?;
-                let per = picked.first().map_or(Ok(1), |z| z.dim(0))?.max(1);
+                let picked: Vec<Tensor> = futures.iter().map(|z| if all { z.flatten(0, 1) } else { last(z) }).collect::<candle_core::Result<_>>()?;
+                let per = picked.first().map_or(Ok(k), |z| z.dim(0))?.max(k);
+                let steps = per / k;
                 let frames = self.model.decode(&Tensor::cat(&picked, 0)?)?;
                 self.located.clear();
                 self.located_steps.clear();
+                self.sample_costs.clear();
                 let mut costs = Vec::with_capacity(candidates.len());
-                for seq in frames.chunks(per) {
-                    let at: Vec<(Option<[f32; 2]>, Option<[f32; 2]>)> = seq.iter().map(|f| geometry.locate(f)).collect();
-                    let (body, agent) = at[at.len() - 1];
-                    self.lost.scored += 1;
-                    self.lost.body += body.is_none() as usize;
-                    self.located.push((body, agent));
-                    costs.push(if *running {
-                        at.iter().map(|&(b, a)| geometry.cost(calibrated(b), a, *approach, *standoff)).sum::<f32>() / at.len() as f32
-                    } else {
-                        geometry.cost(calibrated(body), agent, *approach, *standoff)
-                    });
+                for cand in frames.chunks(per) {
+                    // Per sample, the bodies in each of its frames.
+                    let at: Vec<Vec<(Option<[f32; 2]>, Option<[f32; 2]>)>> = cand.chunks(steps).map(|seq| seq.iter().map(|f| geometry.locate(f)).collect()).collect();
+                    let per_sample: Vec<f32> = at
+                        .iter()
+                        .map(|seq| {
+                            let (body, agent) = seq[seq.len() - 1];
+                            self.lost.scored += 1;
+                            self.lost.body += body.is_none() as usize;
+                            if *running {
+                                seq.iter().map(|&(b, a)| geometry.cost(calibrated(b), a, *approach, *standoff)).sum::<f32>() / seq.len() as f32
+                            } else {
+                                geometry.cost(calibrated(body), agent, *approach, *standoff)
+                            }
+                        })
+                        .collect();
+                    costs.push(aggregate_samples(&per_sample, weight));
+                    self.sample_costs.push(per_sample);
+                    // The audit's positions: the mean over the samples that show the body.
+                    let mean_at = |s: usize| (mean_position(at.iter().map(|q| q[s].0)), mean_position(at.iter().map(|q| q[s].1)));
+                    self.located.push(mean_at(steps - 1));
                     if all {
-                        self.located_steps.push(at);
+                        self.located_steps.push((0..steps).map(mean_at).collect());
                     }
                 }
                 Ok(costs)
@@ -135,9 +183,11 @@ impl Imagination for ModelImagination<'_> {
             ModelCost::GoalLatent(goal) => {
                 let n = goal.len();
                 let goal = Tensor::from_vec(goal.clone(), (1, n), self.model.device())?;
-                let last = Tensor::stack(&futures.iter().map(last).collect::<candle_core::Result<Vec<_>>>()?, 0)?;
-                let d = last.flatten_from(1)?.broadcast_sub(&goal)?.sqr()?.mean(1)?;
-                Ok(d.to_vec1::<f32>()?)
+                // `(candidates * k, n)`: every sample's last latent.
+                let last = Tensor::cat(&futures.iter().map(|z| last(z)?.flatten_from(1)).collect::<candle_core::Result<Vec<_>>>()?, 0)?;
+                let d = last.broadcast_sub(&goal)?.sqr()?.mean(1)?.to_vec1::<f32>()?;
+                self.sample_costs = d.chunks(k).map(|c| c.to_vec()).collect();
+                Ok(self.sample_costs.iter().map(|c| aggregate_samples(c, weight)).collect())
             }
         }
     }

@@ -198,3 +198,32 @@ fn policy_evaluation_statistics_on_fixed_inputs() {
     assert!(spearman(&[(0.0, 0.0); 3], &x[..3]).is_nan());
     assert!((mean_abs_error(&[0.9, 0.5, 0.0], &[0.8, 0.7, 0.0]) - 0.1).abs() < 1e-12);
 }
+
+#[test]
+fn several_sampled_futures_score_a_candidate_by_their_mean_and_spread() {
+    use foresight::plan::model::{aggregate_samples, ModelCost, ModelImagination};
+    assert_eq!(aggregate_samples(&[1.0, 3.0], 0.0), 2.0);
+    assert_eq!(aggregate_samples(&[1.0, 3.0], 2.0), 4.0);
+    assert_eq!(aggregate_samples(&[5.0], 3.0), 5.0);
+    let wm = foresight::world_model::WorldModel::load(&crate::world_model::tiny_checkpoint()).unwrap();
+    let frame = vec![30u8; 64 * 64 * 3];
+    let n: usize = wm.meta.dit.latent.iter().product();
+    let goal = ModelCost::GoalLatent(vec![0.1; n]);
+    let sampler = foresight::model::diffusion::SamplerConfig { temperature: 1.0, ..wm.meta.sampler };
+    let cands: Vec<Vec<Vec<f32>>> = [[1.0, 0.0], [-1.0, 0.5], [0.0, -1.0]].iter().map(|a| vec![a.to_vec(); 3]).collect();
+    let mut one = ModelImagination::new(&wm, vec![frame.clone(); 2], None, sampler, goal.clone(), 7).unwrap();
+    let single = one.costs(&cands).unwrap();
+    let mut three = ModelImagination::new(&wm, vec![frame; 2], None, sampler, goal, 7).unwrap();
+    three.samples = 3;
+    let mean = three.costs(&cands).unwrap();
+    three.spread_weight = 1.0;
+    let pessimistic = three.costs(&cands).unwrap();
+    for (i, per) in three.sample_costs.iter().enumerate() {
+        assert_eq!(per.len(), 3);
+        // Sample 0 draws the noise a single sample does.
+        assert!((per[0] - single[i]).abs() < 1e-4 * single[i].abs().max(1.0), "{per:?} vs {}", single[i]);
+        assert!(per.iter().any(|c| (c - per[0]).abs() > 0.0), "samples differ: {per:?}");
+        assert!((mean[i] - per.iter().sum::<f32>() / 3.0).abs() < 1e-5);
+        assert!((pessimistic[i] - aggregate_samples(per, 1.0)).abs() < 1e-5 && pessimistic[i] > mean[i]);
+    }
+}

@@ -144,6 +144,8 @@ struct Audited<'a, 'm> {
     model: ModelImagination<'m>,
     oracle: OracleImagination<'a>,
     audit: &'a mut Audit,
+    /// Where each round's costs go (`ControlConfig::audit_dump`), and what identifies the round.
+    dump: Option<(&'a std::path::Path, u64, usize)>,
 }
 
 /// Agreement of the model's candidate costs with the oracle's, summed over plans.
@@ -251,6 +253,12 @@ impl Imagination for Audited<'_, '_> {
         let rho = foresight::plan::policies::spearman(&pairs(&model), &pairs(&truth));
         let chosen = (0..model.len()).min_by(|&i, &j| model[i].total_cmp(&model[j])).unwrap_or(0);
         let best = truth.iter().cloned().fold(f32::INFINITY, f32::min);
+        if let Some((path, seed, step)) = self.dump {
+            use std::io::Write;
+            let line = serde_json::json!({ "seed": seed, "step": step, "model": self.model.sample_costs, "oracle": truth, "chosen": chosen });
+            let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| anyhow::anyhow!("--audit-dump {}: {e}", path.display()))?;
+            writeln!(f, "{line}").map_err(|e| anyhow::anyhow!("--audit-dump {}: {e}", path.display()))?;
+        }
         if rho.is_finite() {
             self.audit.spearman += rho;
             self.audit.regret_px += (truth[chosen] - best) as f64;
@@ -290,6 +298,26 @@ pub struct ControlConfig {
     /// A policy whose action seeds part of the candidates (None: the mean only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prior: Option<PriorKind>,
+    /// Model imagination: sampled futures per candidate (`ModelImagination::samples`).
+    #[serde(skip_serializing_if = "is_one")]
+    pub model_samples: usize,
+    /// Model imagination: a candidate's cost is its samples' mean plus this × their standard
+    /// deviation (`ModelImagination::spread_weight`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub model_spread_weight: f32,
+    /// Model imagination: append one JSON line per plan round to this file, with every
+    /// candidate's per-sample model costs and its oracle cost (to compare cost aggregations
+    /// offline on the same plans).
+    #[serde(skip)]
+    pub audit_dump: Option<std::path::PathBuf>,
+}
+
+fn is_one(x: &usize) -> bool {
+    *x == 1
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 /// One episode's outcome.
@@ -410,8 +438,11 @@ pub fn run_episode(
                 let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain };
                 let mut model = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
                 model.every_step = cfg.audit_steps;
+                model.samples = cfg.model_samples.max(1);
+                model.spread_weight = cfg.model_spread_weight;
                 let before = audit.seconds;
-                let plan = planner.plan(&mut Audited { model, oracle: OracleImagination::new(&world, &geometry, cfg.shape), audit: &mut audit })?;
+                let dump = cfg.audit_dump.as_deref().map(|p| (p, seed, steps));
+                let plan = planner.plan(&mut Audited { model, oracle: OracleImagination::new(&world, &geometry, cfg.shape), audit: &mut audit, dump })?;
                 planning -= audit.seconds - before;
                 plan
             }

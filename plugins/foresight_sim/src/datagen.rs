@@ -53,6 +53,11 @@ pub fn datagen(cfg: &DatagenConfig, mut progress: impl FnMut(usize)) -> anyhow::
     let steps = cfg.steps.unwrap_or(scene.episode_steps as usize);
     anyhow::ensure!(steps > 0 && steps <= 100_000, "--steps must be in 1..=100000");
     anyhow::ensure!(cfg.episodes > 0, "--episodes must be at least 1");
+    anyhow::ensure!(
+        cfg.policy != PolicyKind::Planner || scene.goal.is_some(),
+        "--policy planner needs a scene with a goal; {} has none",
+        cfg.scene.display()
+    );
     let manifest = Manifest::for_scene(&scene, cfg.seed, cfg.command.clone());
     let mut writer = DatasetWriter::create(&cfg.out, manifest, cfg.shard_episodes)?;
     let mut renderer = Renderer::new(scene.clone(), cfg.envs.min(cfg.episodes))?;

@@ -1,6 +1,7 @@
 //! Data-collection policies: smooth random actions (Ornstein-Uhlenbeck), held random actions (the
 //! distribution a planner's candidates are drawn from), a scripted goal-seeking policy that works
-//! for every scene's action type, and zero actions.
+//! for every scene's action type, the oracle planner with exploration (the states a planner
+//! visits and the candidates it weighs there), and zero actions.
 //!
 //! The scripted policy decides where the agent should move (behind the goal body, so that moving
 //! on pushes it to the goal region, going around it when on the wrong side), turns that into a
@@ -9,9 +10,14 @@
 //! Jacobian. It reads the true physics state; it exists to make contact-rich data. Policies that
 //! see frames only belong to planning and evaluation.
 
+use std::collections::VecDeque;
+
+use foresight::plan::cost::GoalGeometry;
+use foresight::plan::{Imagination, Planner, PlannerConfig};
 use foresight::rng::Rng;
 use foresight::scene::{ActionTarget, Role};
 
+use crate::control::{CostShape, OracleImagination};
 use crate::physics::SimWorld;
 
 /// The policies `foresight-sim datagen --policy` accepts.
@@ -25,8 +31,27 @@ pub enum PolicyKind {
     /// each range with half the range as standard deviation, clamped, so often saturated), each
     /// held for 4 steps: the hard, sustained pushes a planner asks the model about.
     Held,
+    /// The planner of `foresight-sim plan` with the physics oracle as its imagination (its
+    /// default budget: horizon 8, 16 candidates, 1 round, hold 4, 4 actions per plan), executing
+    /// the best candidate of each plan, or, in half of the plans, one of the other candidates it
+    /// weighed: the states a planner drives the scene into and the actions it asks the world
+    /// model about there (DAgger-style data for the model planner). Scenes with a goal only.
+    Planner,
     /// All zeros.
     Zero,
+}
+
+/// Share of the planner policy's plans that execute a random candidate instead of the best.
+const PLANNER_EXPLORE: f32 = 0.5;
+/// Actions the planner policy executes per plan.
+const PLANNER_REPLAN: usize = 4;
+
+/// The oracle planner bound to one episode.
+#[derive(Debug, Clone)]
+struct PlannerPolicy {
+    planner: Planner,
+    geometry: GoalGeometry,
+    queue: VecDeque<Vec<f32>>,
 }
 
 impl PolicyKind {
@@ -36,6 +61,7 @@ impl PolicyKind {
             PolicyKind::Random => "random",
             PolicyKind::Scripted => "scripted",
             PolicyKind::Held => "held",
+            PolicyKind::Planner => "planner",
             PolicyKind::Zero => "zero",
         }
     }
@@ -53,6 +79,8 @@ pub struct Policy {
     aim: f32,
     /// Held: the current action and the steps it still holds.
     held: (Vec<f32>, usize),
+    /// Planner: built on the first action (it needs the scene's goal).
+    plan: Option<Box<PlannerPolicy>>,
 }
 
 type V3 = [f32; 3];
@@ -87,7 +115,7 @@ impl Policy {
     pub fn new(kind: PolicyKind, seed: u64, dim: usize) -> Self {
         let mut rng = Rng::new(seed ^ 0x0070_6f6c_6963_79);
         let aim = rng.range(-0.4, 0.4);
-        Policy { kind, rng, ou: vec![0.0; dim], noise: 0.1, aim, held: (Vec::new(), 0) }
+        Policy { kind, rng, ou: vec![0.0; dim], noise: 0.1, aim, held: (Vec::new(), 0), plan: None }
     }
 
     /// Changes the noise of the scripted policy (fraction of each channel's range).
@@ -123,12 +151,42 @@ impl Policy {
                 self.held.1 -= 1;
                 self.held.0.clone()
             }
+            PolicyKind::Planner => self.planned(world),
             PolicyKind::Scripted => {
                 let base = self.scripted(world);
                 self.ou_step(0.3, self.noise);
                 base.iter().zip(&scene.actions).zip(&self.ou).map(|((&a, ch), &n)| (a + n * (ch.high - ch.low) / 2.0).clamp(ch.low, ch.high)).collect()
             }
         }
+    }
+
+    /// The planner policy's next action: a new plan (one CEM round over the oracle) whenever the
+    /// previous one's actions are spent. Without a goal (datagen refuses such scenes) or when the
+    /// oracle fails, the middle of each action range.
+    fn planned(&mut self, world: &SimWorld) -> Vec<f32> {
+        let scene = world.scene();
+        let mid: Vec<f32> = scene.actions.iter().map(|ch| (ch.low + ch.high) / 2.0).collect();
+        if self.plan.is_none() {
+            let Some(geometry) = GoalGeometry::new(scene) else { return mid };
+            let cfg = PlannerConfig { horizon: 8, candidates: 16, iterations: 1, elites: 2, hold: 4, seed: self.rng.next_u64(), ..PlannerConfig::default() };
+            let Ok(planner) = Planner::new(cfg, scene.actions.iter().map(|a| a.low).collect(), scene.actions.iter().map(|a| a.high).collect()) else { return mid };
+            self.plan = Some(Box::new(PlannerPolicy { planner, geometry, queue: VecDeque::new() }));
+        }
+        let Some(p) = self.plan.as_deref_mut() else { return mid };
+        if p.queue.is_empty() {
+            let mut search = p.planner.begin();
+            let cands = p.planner.propose(&search);
+            let Ok(costs) = OracleImagination::new(world, &p.geometry, CostShape::default()).costs(&cands) else { return mid };
+            if p.planner.update(&mut search, &cands, &costs).is_err() {
+                return mid;
+            }
+            let best = p.planner.finish(search).best;
+            let explore = self.rng.uniform() < PLANNER_EXPLORE;
+            let seq = if explore { cands[(self.rng.next_u64() % cands.len() as u64) as usize].clone() } else { best };
+            p.queue = seq.into_iter().take(PLANNER_REPLAN).collect();
+            p.planner.shift(PLANNER_REPLAN);
+        }
+        p.queue.pop_front().unwrap_or(mid)
     }
 
     /// Where the agent should be heading and the desired velocity of its driven point.

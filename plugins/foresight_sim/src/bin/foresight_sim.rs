@@ -216,6 +216,18 @@ struct PlanArgs {
     /// inverse of the push ratio the audit measures on validation starts; 1: as imagined).
     #[arg(long, default_value_t = 1.0)]
     push_gain: f32,
+    /// Model imagination: sampled futures per candidate (each with its own noise, shared by all
+    /// candidates); the candidate's cost is their mean plus `--spread-weight` × their spread.
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
+    /// Model imagination: weight of the standard deviation of a candidate's sampled costs
+    /// (positive: pessimistic where the futures disagree).
+    #[arg(long, default_value_t = 0.0)]
+    spread_weight: f32,
+    /// Model imagination: append one JSON line per plan round here, with each candidate's
+    /// per-sample model costs and its oracle cost (to compare cost aggregations offline).
+    #[arg(long)]
+    audit_dump: Option<PathBuf>,
     /// Model imagination: decode every imagined frame and audit the block's and the agent's
     /// positions at each horizon step against the oracle (`imagined_*_error_px_by_step`; the
     /// extra decoding counts as planning time).
@@ -416,7 +428,12 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
             _ => None,
         },
         prior: a.prior,
+        model_samples: a.samples,
+        model_spread_weight: a.spread_weight,
+        audit_dump: a.audit_dump.clone(),
     };
+    anyhow::ensure!(a.samples >= 1, "--samples must be at least 1");
+    anyhow::ensure!(a.spread_weight.is_finite(), "--spread-weight {} must be finite", a.spread_weight);
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
     anyhow::ensure!(a.push_gain.is_finite() && a.push_gain > 0.0, "--push-gain {} must be positive", a.push_gain);
     let mut oracle = Oracle::new(scene.clone(), 1)?;
