@@ -146,6 +146,8 @@ struct Audited<'a, 'm> {
     audit: &'a mut Audit,
     /// Where each round's costs go (`ControlConfig::audit_dump`), and what identifies the round.
     dump: Option<(&'a std::path::Path, u64, usize)>,
+    /// Return the oracle's costs (the model only shadows it, `ControlConfig::shadow_model`).
+    follow_oracle: bool,
 }
 
 /// Agreement of the model's candidate costs with the oracle's, summed over plans.
@@ -255,7 +257,19 @@ impl Imagination for Audited<'_, '_> {
         let best = truth.iter().cloned().fold(f32::INFINITY, f32::min);
         if let Some((path, seed, step)) = self.dump {
             use std::io::Write;
-            let line = serde_json::json!({ "seed": seed, "step": step, "model": self.model.sample_costs, "oracle": truth, "chosen": chosen });
+            let line = serde_json::json!({
+                "seed": seed,
+                "step": step,
+                "model": self.model.sample_costs,
+                "oracle": truth,
+                "chosen": chosen,
+                "model_start": self.model.located_start,
+                "model_last": self.model.located,
+                "oracle_start": self.oracle.start_positions(),
+                "oracle_last": self.oracle.last_positions(),
+                "goal_centre": self.oracle.geometry.centre,
+                "shape": self.oracle.shape,
+            });
             let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| anyhow::anyhow!("--audit-dump {}: {e}", path.display()))?;
             writeln!(f, "{line}").map_err(|e| anyhow::anyhow!("--audit-dump {}: {e}", path.display()))?;
         }
@@ -265,7 +279,7 @@ impl Imagination for Audited<'_, '_> {
             self.audit.calls += 1;
         }
         self.audit.seconds += t0.elapsed().as_secs_f64();
-        Ok(model)
+        Ok(if self.follow_oracle { truth } else { model })
     }
 }
 
@@ -310,6 +324,12 @@ pub struct ControlConfig {
     /// offline on the same plans).
     #[serde(skip)]
     pub audit_dump: Option<std::path::PathBuf>,
+    /// Oracle imagination with a model: the oracle plans and acts, and the model scores the same
+    /// candidates alongside, audited as with `--imagination model`. The oracle's episodes do not
+    /// depend on the model, so every model or sampler setting is audited on the same states and
+    /// candidates (a paired comparison; the planning time is then the model's plus the oracle's).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub shadow_model: bool,
 }
 
 fn is_one(x: &usize) -> bool {
@@ -401,7 +421,7 @@ pub fn run_episode(
     let k = model.map_or(1, |m| m.meta.context);
     let mut frames: Vec<Vec<u8>> = Vec::new();
     let mut actions: Vec<Vec<f32>> = Vec::new();
-    let needs_frames = kind == ImaginationKind::Model || film.is_some() || cfg.prior.is_some();
+    let needs_frames = kind == ImaginationKind::Model || cfg.shadow_model || film.is_some() || cfg.prior.is_some();
     if needs_frames {
         frames.push(oracle.observe(&[&world])?.remove(0));
     }
@@ -428,10 +448,10 @@ pub fn run_episode(
         let t0 = Instant::now();
         planner.set_prior(prior_action.clone().map(|a| vec![a])).map_err(|e| anyhow::anyhow!("prior: {e}"))?;
         let plan = match kind {
-            ImaginationKind::Oracle => planner.plan(&mut OracleImagination::new(&world, &geometry, cfg.shape))?,
+            ImaginationKind::Oracle if !cfg.shadow_model => planner.plan(&mut OracleImagination::new(&world, &geometry, cfg.shape))?,
             ImaginationKind::Random => planner.plan(&mut RandomImagination(Rng::new(rng.next_u64())))?,
-            ImaginationKind::Model => {
-                let m = model.ok_or_else(|| anyhow::anyhow!("--imagination model needs --checkpoint"))?;
+            ImaginationKind::Model | ImaginationKind::Oracle => {
+                let m = model.ok_or_else(|| anyhow::anyhow!("--imagination model (and --shadow-model) needs --checkpoint"))?;
                 let from = frames.len().saturating_sub(k);
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
@@ -442,8 +462,11 @@ pub fn run_episode(
                 model.spread_weight = cfg.model_spread_weight;
                 let before = audit.seconds;
                 let dump = cfg.audit_dump.as_deref().map(|p| (p, seed, steps));
-                let plan = planner.plan(&mut Audited { model, oracle: OracleImagination::new(&world, &geometry, cfg.shape), audit: &mut audit, dump })?;
-                planning -= audit.seconds - before;
+                let follow_oracle = kind == ImaginationKind::Oracle;
+                let plan = planner.plan(&mut Audited { model, oracle: OracleImagination::new(&world, &geometry, cfg.shape), audit: &mut audit, dump, follow_oracle })?;
+                if !follow_oracle {
+                    planning -= audit.seconds - before;
+                }
                 plan
             }
         };

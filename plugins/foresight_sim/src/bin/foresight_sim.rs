@@ -228,6 +228,11 @@ struct PlanArgs {
     /// per-sample model costs and its oracle cost (to compare cost aggregations offline).
     #[arg(long)]
     audit_dump: Option<PathBuf>,
+    /// With `--imagination oracle` and `--checkpoint`: the oracle plans and acts while the model
+    /// scores the same candidates, audited as with `--imagination model` (the same states and
+    /// candidates for every model or sampler setting: a paired comparison).
+    #[arg(long)]
+    shadow_model: bool,
     /// Model imagination: decode every imagined frame and audit the block's and the agent's
     /// positions at each horizon step against the oracle (`imagined_*_error_px_by_step`; the
     /// extra decoding counts as planning time).
@@ -244,6 +249,10 @@ struct PlanArgs {
     /// checkpoint's).
     #[arg(long)]
     reencode_every: Option<foresight::model::diffusion::ReencodeEvery>,
+    /// Model imagination: the context-noise level the transformer is told (default: the
+    /// checkpoint's).
+    #[arg(long)]
+    context_noise: Option<f32>,
     /// Continue the run whose partial JSON is at `--json` (written after every episode): its
     /// finished episodes are kept when its scene, checkpoint, imagination, seed and settings
     /// match these.
@@ -400,8 +409,8 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         Some(p) => Some(foresight::world_model::WorldModel::load(p)?),
         None => None,
     };
-    if a.imagination == ImaginationKind::Model {
-        let m = model.as_ref().ok_or_else(|| anyhow::anyhow!("--imagination model needs --checkpoint"))?;
+    if a.imagination == ImaginationKind::Model || a.shadow_model {
+        let m = model.as_ref().ok_or_else(|| anyhow::anyhow!("--imagination model and --shadow-model need --checkpoint"))?;
         anyhow::ensure!(m.meta.scene == scene.name, "the checkpoint is a model of `{}`, not `{}`", m.meta.scene, scene.name);
     }
     let method = match a.method.as_str() {
@@ -422,8 +431,11 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         shape: CostShape { approach: a.approach, standoff: a.standoff, running: a.running_cost, model_push_gain: a.push_gain },
         audit_steps: a.audit_steps,
         sampler: match &model {
-            Some(m) if a.sampler_steps.is_some() || a.temperature.is_some() || a.reencode_every.is_some() => {
-                Some(m.meta.sampler.overridden(a.sampler_steps, a.temperature, a.reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?)
+            Some(m) if a.sampler_steps.is_some() || a.temperature.is_some() || a.reencode_every.is_some() || a.context_noise.is_some() => {
+                let mut s = m.meta.sampler.overridden(a.sampler_steps, a.temperature, a.reencode_every).map_err(|e| anyhow::anyhow!("sampler options: {e}"))?;
+                s.context_noise = a.context_noise.unwrap_or(s.context_noise);
+                s.validate().map_err(|e| anyhow::anyhow!("sampler options: {e}"))?;
+                Some(s)
             }
             _ => None,
         },
@@ -431,7 +443,9 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         model_samples: a.samples,
         model_spread_weight: a.spread_weight,
         audit_dump: a.audit_dump.clone(),
+        shadow_model: a.shadow_model,
     };
+    anyhow::ensure!(!a.shadow_model || (a.imagination == ImaginationKind::Oracle && model.is_some()), "--shadow-model needs --imagination oracle and --checkpoint");
     anyhow::ensure!(a.samples >= 1, "--samples must be at least 1");
     anyhow::ensure!(a.spread_weight.is_finite(), "--spread-weight {} must be finite", a.spread_weight);
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
