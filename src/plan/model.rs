@@ -31,6 +31,11 @@ pub enum ModelCost {
         /// the planner's audit measures); it scales the model's location error as well, and with
         /// the shipped push 1.3 planned worse than 1 (README, session 26).
         push_gain: f32,
+        /// The same for the agent, from where it is located in the last context frame (1: as
+        /// imagined). Meant for a model that under-predicts the agent's travel under held,
+        /// saturated actions (`imagined_agent_motion_ratio`; session 27 measured 0.79 on the
+        /// model planner's own states).
+        agent_gain: f32,
     },
     /// Mean squared distance of the last predicted latent to this goal latent (normalised units,
     /// `C*h*w` values, from [`WorldModel::encode`] of a goal image).
@@ -139,9 +144,10 @@ impl Imagination for ModelImagination<'_> {
         let last = |z: &Tensor| -> candle_core::Result<Tensor> { z.narrow(1, z.dim(1)? - 1, 1)?.squeeze(1) };
         let weight = self.spread_weight;
         match &self.cost {
-            ModelCost::Task { geometry, approach, standoff, running, push_gain } => {
-                let from = self.located_start.0;
+            ModelCost::Task { geometry, approach, standoff, running, push_gain, agent_gain } => {
+                let (from, agent_from) = self.located_start;
                 let calibrated = |b: Option<[f32; 2]>| calibrated_position(from, b, *push_gain);
+                let moved = |a: Option<[f32; 2]>| calibrated_position(agent_from, a, *agent_gain);
                 // Every frame of every sample of every candidate (`(k * steps, C, h, w)` each), or
                 // only the last ones (`(k, C, h, w)`).
                 let all = self.every_step || *running;
@@ -163,9 +169,9 @@ impl Imagination for ModelImagination<'_> {
                             self.lost.scored += 1;
                             self.lost.body += body.is_none() as usize;
                             if *running {
-                                seq.iter().map(|&(b, a)| geometry.cost(calibrated(b), a, *approach, *standoff)).sum::<f32>() / seq.len() as f32
+                                seq.iter().map(|&(b, a)| geometry.cost(calibrated(b), moved(a), *approach, *standoff)).sum::<f32>() / seq.len() as f32
                             } else {
-                                geometry.cost(calibrated(body), agent, *approach, *standoff)
+                                geometry.cost(calibrated(body), moved(agent), *approach, *standoff)
                             }
                         })
                         .collect();

@@ -95,5 +95,27 @@ fn the_model_planner_is_audited_by_the_oracle_on_the_same_candidates() {
     // The oracle's own runs carry no audit.
     let out = plan(&dir.join("oracle.json"), &["--episodes", "1", "--max-steps", "8"]);
     assert!(out.status.success());
-    assert!(report(&dir.join("oracle.json"))["results"][0]["cost_spearman_vs_oracle"].is_null());
+    let alone = report(&dir.join("oracle.json"));
+    assert!(alone["results"][0]["cost_spearman_vs_oracle"].is_null());
+    // Shadowed by the model, the oracle plays the same episode (it does not depend on the model),
+    // and the model's costs of the same candidates are audited and dumped per round.
+    let dump = dir.join("dump.jsonl");
+    let out = plan(&dir.join("shadow.json"), &["--episodes", "1", "--max-steps", "8", "--shadow-model", "--checkpoint", "assets/push.safetensors", "--audit-dump", dump.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let shadow = report(&dir.join("shadow.json"));
+    for key in ["steps", "final_distance_px", "success"] {
+        assert_eq!(shadow["results"][0][key], alone["results"][0][key], "{key}");
+    }
+    assert!(shadow["results"][0]["cost_spearman_vs_oracle"].as_f64().is_some(), "{shadow}");
+    let rounds: Vec<serde_json::Value> = std::fs::read_to_string(&dump).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rounds.len(), 2, "8 steps, 4 actions per plan");
+    for r in &rounds {
+        assert_eq!(r["model"].as_array().unwrap().len(), 16);
+        assert_eq!(r["model"][0].as_array().unwrap().len(), 1, "one sample");
+        assert_eq!(r["oracle"].as_array().unwrap().len(), 16);
+        assert_eq!(r["oracle_last"].as_array().unwrap().len(), 16);
+    }
+    // Without the oracle as the planner's imagination, shadowing is refused.
+    let out = plan_with("random", &dir.join("bad.json"), &["--shadow-model", "--checkpoint", "assets/push.safetensors", "--episodes", "1"]);
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("--shadow-model"));
 }

@@ -56,6 +56,10 @@ pub struct CostShape {
     /// costing (`ModelCost::Task::push_gain`; 1: as imagined).
     #[serde(skip_serializing_if = "is_unit")]
     pub model_push_gain: f32,
+    /// Model imagination only: the agent's imagined displacement is scaled by this before
+    /// costing (`ModelCost::Task::agent_gain`; 1: as imagined).
+    #[serde(skip_serializing_if = "is_unit")]
+    pub model_agent_gain: f32,
 }
 
 fn is_unit(x: &f32) -> bool {
@@ -64,7 +68,7 @@ fn is_unit(x: &f32) -> bool {
 
 impl Default for CostShape {
     fn default() -> Self {
-        CostShape { approach: 0.3, standoff: 5.0, running: false, model_push_gain: 1.0 }
+        CostShape { approach: 0.3, standoff: 5.0, running: false, model_push_gain: 1.0, model_agent_gain: 1.0 }
     }
 }
 
@@ -455,7 +459,7 @@ pub fn run_episode(
                 let from = frames.len().saturating_sub(k);
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
-                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain };
+                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain, agent_gain: cfg.shape.model_agent_gain };
                 let mut model = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
                 model.every_step = cfg.audit_steps;
                 model.samples = cfg.model_samples.max(1);

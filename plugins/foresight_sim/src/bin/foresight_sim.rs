@@ -216,6 +216,10 @@ struct PlanArgs {
     /// inverse of the push ratio the audit measures on validation starts; 1: as imagined).
     #[arg(long, default_value_t = 1.0)]
     push_gain: f32,
+    /// Model imagination: scale the agent's imagined displacement by this before costing (the
+    /// inverse of the agent's imagined travel ratio; 1: as imagined).
+    #[arg(long, default_value_t = 1.0)]
+    agent_gain: f32,
     /// Model imagination: sampled futures per candidate (each with its own noise, shared by all
     /// candidates); the candidate's cost is their mean plus `--spread-weight` × their spread.
     #[arg(long, default_value_t = 1)]
@@ -428,7 +432,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, hold: a.hold, init_std: a.init_std, prior_share: if a.prior.is_some() { a.prior_share } else { 0.0 }, ..PlannerConfig::default() },
         replan_every: a.replan_every,
         max_steps: a.max_steps,
-        shape: CostShape { approach: a.approach, standoff: a.standoff, running: a.running_cost, model_push_gain: a.push_gain },
+        shape: CostShape { approach: a.approach, standoff: a.standoff, running: a.running_cost, model_push_gain: a.push_gain, model_agent_gain: a.agent_gain },
         audit_steps: a.audit_steps,
         sampler: match &model {
             Some(m) if a.sampler_steps.is_some() || a.temperature.is_some() || a.reencode_every.is_some() || a.context_noise.is_some() => {
@@ -450,6 +454,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
     anyhow::ensure!(a.spread_weight.is_finite(), "--spread-weight {} must be finite", a.spread_weight);
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
     anyhow::ensure!(a.push_gain.is_finite() && a.push_gain > 0.0, "--push-gain {} must be positive", a.push_gain);
+    anyhow::ensure!(a.agent_gain.is_finite() && a.agent_gain > 0.0, "--agent-gain {} must be positive", a.agent_gain);
     let mut oracle = Oracle::new(scene.clone(), 1)?;
     let (h, w) = scene.resolution();
     let gif_path = a.gif.clone().unwrap_or_else(|| a.json.with_extension("gif"));
