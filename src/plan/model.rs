@@ -2,7 +2,8 @@
 //! batched call per step ([`WorldModel::rollout_latent`]); the cost is read from the last
 //! predicted state (or, with a running task cost, the mean over every predicted state), either the
 //! task cost on bodies located by colour in its decoded frames, or the distance to a goal image's
-//! latent (V-JEPA 2-AC plans this way).
+//! latent (V-JEPA 2-AC plans this way). With several sampled futures per candidate its cost is
+//! their mean, optionally plus a multiple of their spread.
 
 use candle_core::Tensor;
 
