@@ -100,7 +100,8 @@ fn the_model_planner_is_audited_by_the_oracle_on_the_same_candidates() {
     // Shadowed by the model, the oracle plays the same episode (it does not depend on the model),
     // and the model's costs of the same candidates are audited and dumped per round.
     let dump = dir.join("dump.jsonl");
-    let out = plan(&dir.join("shadow.json"), &["--episodes", "1", "--max-steps", "8", "--shadow-model", "--checkpoint", "assets/push.safetensors", "--audit-dump", dump.to_str().unwrap()]);
+    // A second checkpoint (here the same one) scores the same candidates from the same context.
+    let out = plan(&dir.join("shadow.json"), &["--episodes", "1", "--max-steps", "8", "--shadow-model", "--checkpoint", "assets/push.safetensors", "--audit-dump", dump.to_str().unwrap(), "--audit-checkpoint", "assets/push.safetensors"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let shadow = report(&dir.join("shadow.json"));
     for key in ["steps", "final_distance_px", "success"] {
@@ -114,6 +115,7 @@ fn the_model_planner_is_audited_by_the_oracle_on_the_same_candidates() {
         assert_eq!(r["model"][0].as_array().unwrap().len(), 1, "one sample");
         assert_eq!(r["oracle"].as_array().unwrap().len(), 16);
         assert_eq!(r["oracle_last"].as_array().unwrap().len(), 16);
+        assert_eq!(r["second_model"], r["model"], "the same checkpoint, context and noise: the same costs");
     }
     // Without the oracle as the planner's imagination, shadowing is refused.
     let out = plan_with("random", &dir.join("bad.json"), &["--shadow-model", "--checkpoint", "assets/push.safetensors", "--episodes", "1"]);

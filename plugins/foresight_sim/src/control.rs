@@ -152,6 +152,8 @@ struct Audited<'a, 'm> {
     dump: Option<(&'a std::path::Path, u64, usize)>,
     /// Return the oracle's costs (the model only shadows it, `ControlConfig::shadow_model`).
     follow_oracle: bool,
+    /// A second model scoring the same candidates for the dump (`run_episode`'s `second`).
+    second: Option<ModelImagination<'m>>,
 }
 
 /// Agreement of the model's candidate costs with the oracle's, summed over plans.
@@ -259,9 +261,12 @@ impl Imagination for Audited<'_, '_> {
         let rho = foresight::plan::policies::spearman(&pairs(&model), &pairs(&truth));
         let chosen = (0..model.len()).min_by(|&i, &j| model[i].total_cmp(&model[j])).unwrap_or(0);
         let best = truth.iter().cloned().fold(f32::INFINITY, f32::min);
+        if let Some(second) = self.second.as_mut() {
+            second.costs(candidates)?;
+        }
         if let Some((path, seed, step)) = self.dump {
             use std::io::Write;
-            let line = serde_json::json!({
+            let mut line = serde_json::json!({
                 "seed": seed,
                 "step": step,
                 "model": self.model.sample_costs,
@@ -274,6 +279,10 @@ impl Imagination for Audited<'_, '_> {
                 "goal_centre": self.oracle.geometry.centre,
                 "shape": self.oracle.shape,
             });
+            if let (Some(second), Some(obj)) = (&self.second, line.as_object_mut()) {
+                obj.insert("second_model".into(), serde_json::json!(second.sample_costs));
+                obj.insert("second_last".into(), serde_json::json!(second.located));
+            }
             let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(|e| anyhow::anyhow!("--audit-dump {}: {e}", path.display()))?;
             writeln!(f, "{line}").map_err(|e| anyhow::anyhow!("--audit-dump {}: {e}", path.display()))?;
         }
@@ -406,12 +415,17 @@ pub struct Filmstrip {
     pub imagined: Vec<Option<Vec<u8>>>,
 }
 
-/// Runs one episode from `seed` in the true scene. `film` collects frames when given.
+/// Runs one episode from `seed` in the true scene. `film` collects frames when given. With the
+/// model as imagination (or shadowing the oracle) and `cfg.audit_dump`, a `second` model scores
+/// the same candidates from the same context beside it, for the dump only (a paired comparison of
+/// two checkpoints on the states the first one plans through).
+#[allow(clippy::too_many_arguments)]
 pub fn run_episode(
     scene: &Arc<Scene>,
     seed: u64,
     kind: ImaginationKind,
     model: Option<&WorldModel>,
+    second: Option<&WorldModel>,
     oracle: &mut Oracle,
     cfg: &ControlConfig,
     mut film: Option<&mut Filmstrip>,
@@ -460,6 +474,15 @@ pub fn run_episode(
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
                 let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain, agent_gain: cfg.shape.model_agent_gain };
+                let second = match second {
+                    Some(m2) => {
+                        let mut im = ModelImagination::new(m2, ctx.clone(), Some(past.clone()), cfg.sampler.unwrap_or(m2.meta.sampler), cost.clone(), seed ^ steps as u64)?;
+                        im.samples = cfg.model_samples.max(1);
+                        im.spread_weight = cfg.model_spread_weight;
+                        Some(im)
+                    }
+                    None => None,
+                };
                 let mut model = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
                 model.every_step = cfg.audit_steps;
                 model.samples = cfg.model_samples.max(1);
@@ -467,7 +490,7 @@ pub fn run_episode(
                 let before = audit.seconds;
                 let dump = cfg.audit_dump.as_deref().map(|p| (p, seed, steps));
                 let follow_oracle = kind == ImaginationKind::Oracle;
-                let plan = planner.plan(&mut Audited { model, oracle: OracleImagination::new(&world, &geometry, cfg.shape), audit: &mut audit, dump, follow_oracle })?;
+                let plan = planner.plan(&mut Audited { model, oracle: OracleImagination::new(&world, &geometry, cfg.shape), audit: &mut audit, dump, follow_oracle, second })?;
                 if !follow_oracle {
                     planning -= audit.seconds - before;
                 }

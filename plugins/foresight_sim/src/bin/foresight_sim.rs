@@ -237,6 +237,11 @@ struct PlanArgs {
     /// candidates for every model or sampler setting: a paired comparison).
     #[arg(long)]
     shadow_model: bool,
+    /// With `--audit-dump`: a second checkpoint scores every candidate from the same context too
+    /// (`second_model`, `second_last` in each dump line), to compare two checkpoints on the
+    /// states the first one plans through.
+    #[arg(long)]
+    audit_checkpoint: Option<PathBuf>,
     /// Model imagination: decode every imagined frame and audit the block's and the agent's
     /// positions at each horizon step against the oracle (`imagined_*_error_px_by_step`; the
     /// extra decoding counts as planning time).
@@ -413,6 +418,15 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         Some(p) => Some(foresight::world_model::WorldModel::load(p)?),
         None => None,
     };
+    let second = match &a.audit_checkpoint {
+        Some(p) => {
+            anyhow::ensure!(a.audit_dump.is_some() && model.is_some(), "--audit-checkpoint needs --audit-dump and --checkpoint");
+            let m = foresight::world_model::WorldModel::load(p)?;
+            anyhow::ensure!(m.meta.scene == scene.name, "{} is a model of `{}`, not `{}`", p.display(), m.meta.scene, scene.name);
+            Some(m)
+        }
+        None => None,
+    };
     if a.imagination == ImaginationKind::Model || a.shadow_model {
         let m = model.as_ref().ok_or_else(|| anyhow::anyhow!("--imagination model and --shadow-model need --checkpoint"))?;
         anyhow::ensure!(m.meta.scene == scene.name, "the checkpoint is a model of `{}`, not `{}`", m.meta.scene, scene.name);
@@ -513,7 +527,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
     }
     for (i, &seed) in seeds.iter().enumerate().skip(results.len()) {
         let mut film = Filmstrip { real: Vec::new(), imagined: Vec::new() };
-        let r = run_episode(&scene, seed, a.imagination, model.as_ref(), &mut oracle, &cfg, (i == a.gif_episode).then_some(&mut film))?;
+        let r = run_episode(&scene, seed, a.imagination, model.as_ref(), second.as_ref(), &mut oracle, &cfg, (i == a.gif_episode).then_some(&mut film))?;
         if i == a.gif_episode {
             // The episode's real frames beside what was imagined for them (black where nothing was).
             let blank = vec![0u8; h * w * 3];
