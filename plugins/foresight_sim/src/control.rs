@@ -72,6 +72,26 @@ impl Default for CostShape {
     }
 }
 
+/// `foresight-sim plan`'s default budget (horizon, candidates per round, rounds, steps per noise
+/// draw, actions executed per plan), shared with the planner data policy.
+pub mod budget {
+    /// Planning horizon.
+    pub const HORIZON: usize = 8;
+    /// Candidates per round.
+    pub const CANDIDATES: usize = 16;
+    /// CEM rounds per plan.
+    pub const ITERATIONS: usize = 1;
+    /// Steps sharing one noise draw.
+    pub const HOLD: usize = 4;
+    /// Actions executed per plan.
+    pub const REPLAN_EVERY: usize = 4;
+
+    /// CEM elites for a number of candidates (an eighth, at least one).
+    pub fn elites(candidates: usize) -> usize {
+        (candidates / 8).max(1)
+    }
+}
+
 /// Goal body and agent positions in pixels (None: not visible).
 type Located = (Option<[f32; 2]>, Option<[f32; 2]>);
 
@@ -420,12 +440,12 @@ pub struct Filmstrip {
 /// the same candidates from the same context beside it, for the dump only (a paired comparison of
 /// two checkpoints on the states the first one plans through).
 #[allow(clippy::too_many_arguments)]
-pub fn run_episode(
+pub fn run_episode<'m>(
     scene: &Arc<Scene>,
     seed: u64,
     kind: ImaginationKind,
-    model: Option<&WorldModel>,
-    second: Option<&WorldModel>,
+    model: Option<&'m WorldModel>,
+    second: Option<&'m WorldModel>,
     oracle: &mut Oracle,
     cfg: &ControlConfig,
     mut film: Option<&mut Filmstrip>,
@@ -474,19 +494,15 @@ pub fn run_episode(
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
                 let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain, agent_gain: cfg.shape.model_agent_gain };
-                let second = match second {
-                    Some(m2) => {
-                        let mut im = ModelImagination::new(m2, ctx.clone(), Some(past.clone()), cfg.sampler.unwrap_or(m2.meta.sampler), cost.clone(), seed ^ steps as u64)?;
-                        im.samples = cfg.model_samples.max(1);
-                        im.spread_weight = cfg.model_spread_weight;
-                        Some(im)
-                    }
-                    None => None,
+                let imagine = |m: &'m WorldModel| -> anyhow::Result<ModelImagination<'m>> {
+                    let mut im = ModelImagination::new(m, ctx.clone(), Some(past.clone()), cfg.sampler.unwrap_or(m.meta.sampler), cost.clone(), seed ^ steps as u64)?;
+                    im.samples = cfg.model_samples.max(1);
+                    im.spread_weight = cfg.model_spread_weight;
+                    Ok(im)
                 };
-                let mut model = ModelImagination::new(m, ctx, Some(past), cfg.sampler.unwrap_or(m.meta.sampler), cost, seed ^ steps as u64)?;
+                let second = second.map(imagine).transpose()?;
+                let mut model = imagine(m)?;
                 model.every_step = cfg.audit_steps;
-                model.samples = cfg.model_samples.max(1);
-                model.spread_weight = cfg.model_spread_weight;
                 let before = audit.seconds;
                 let dump = cfg.audit_dump.as_deref().map(|p| (p, seed, steps));
                 let follow_oracle = kind == ImaginationKind::Oracle;

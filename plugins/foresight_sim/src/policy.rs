@@ -17,7 +17,7 @@ use foresight::plan::{Imagination, Planner, PlannerConfig};
 use foresight::rng::Rng;
 use foresight::scene::{ActionTarget, Role};
 
-use crate::control::{CostShape, OracleImagination};
+use crate::control::{budget, CostShape, OracleImagination};
 use crate::physics::SimWorld;
 
 /// The policies `foresight-sim datagen --policy` accepts.
@@ -43,8 +43,6 @@ pub enum PolicyKind {
 
 /// Share of the planner policy's plans that execute a random candidate instead of the best.
 const PLANNER_EXPLORE: f32 = 0.5;
-/// Actions the planner policy executes per plan.
-const PLANNER_REPLAN: usize = 4;
 
 /// The oracle planner bound to one episode.
 #[derive(Debug, Clone)]
@@ -168,7 +166,7 @@ impl Policy {
         let mid: Vec<f32> = scene.actions.iter().map(|ch| (ch.low + ch.high) / 2.0).collect();
         if self.plan.is_none() {
             let Some(geometry) = GoalGeometry::new(scene) else { return mid };
-            let cfg = PlannerConfig { horizon: 8, candidates: 16, iterations: 1, elites: 2, hold: 4, seed: self.rng.next_u64(), ..PlannerConfig::default() };
+            let cfg = PlannerConfig { horizon: budget::HORIZON, candidates: budget::CANDIDATES, iterations: budget::ITERATIONS, elites: budget::elites(budget::CANDIDATES), hold: budget::HOLD, seed: self.rng.next_u64(), ..PlannerConfig::default() };
             let Ok(planner) = Planner::new(cfg, scene.actions.iter().map(|a| a.low).collect(), scene.actions.iter().map(|a| a.high).collect()) else { return mid };
             self.plan = Some(Box::new(PlannerPolicy { planner, geometry, queue: VecDeque::new() }));
         }
@@ -183,8 +181,8 @@ impl Policy {
             let best = p.planner.finish(search).best;
             let explore = self.rng.uniform() < PLANNER_EXPLORE;
             let seq = if explore { cands[(self.rng.next_u64() % cands.len() as u64) as usize].clone() } else { best };
-            p.queue = seq.into_iter().take(PLANNER_REPLAN).collect();
-            p.planner.shift(PLANNER_REPLAN);
+            p.queue = seq.into_iter().take(budget::REPLAN_EVERY).collect();
+            p.planner.shift(budget::REPLAN_EVERY);
         }
         p.queue.pop_front().unwrap_or(mid)
     }

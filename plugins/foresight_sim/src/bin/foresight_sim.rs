@@ -165,22 +165,22 @@ struct PlanArgs {
     #[arg(long)]
     json: PathBuf,
     /// Planning horizon.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = foresight_sim::control::budget::HORIZON)]
     horizon: usize,
     /// Candidates per iteration.
-    #[arg(long, default_value_t = 16)]
+    #[arg(long, default_value_t = foresight_sim::control::budget::CANDIDATES)]
     candidates: usize,
     /// Iterations per plan.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = foresight_sim::control::budget::ITERATIONS)]
     iterations: usize,
     /// CEM or MPPI.
     #[arg(long, default_value = "cem")]
     method: String,
     /// Actions executed per plan.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = foresight_sim::control::budget::REPLAN_EVERY)]
     replan_every: usize,
     /// Steps sharing one noise draw in the candidates (1: independent per step).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = foresight_sim::control::budget::HOLD)]
     hold: usize,
     /// Starting standard deviation of the candidates, as a fraction of each action's range.
     #[arg(long, default_value_t = 0.5)]
@@ -443,7 +443,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         anyhow::ensure!(overlap == 0, "{overlap} of the {} starts were training episodes of the checkpoint; choose another --seed", seeds.len());
     }
     let cfg = ControlConfig {
-        planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: (a.candidates / 8).max(1), method, hold: a.hold, init_std: a.init_std, prior_share: if a.prior.is_some() { a.prior_share } else { 0.0 }, ..PlannerConfig::default() },
+        planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: foresight_sim::control::budget::elites(a.candidates), method, hold: a.hold, init_std: a.init_std, prior_share: if a.prior.is_some() { a.prior_share } else { 0.0 }, ..PlannerConfig::default() },
         replan_every: a.replan_every,
         max_steps: a.max_steps,
         shape: CostShape { approach: a.approach, standoff: a.standoff, running: a.running_cost, model_push_gain: a.push_gain, model_agent_gain: a.agent_gain },
