@@ -88,17 +88,46 @@ impl GoalGeometry {
     /// The planning cost of a state (pixels): the goal body's distance to the goal, plus
     /// `approach` times the agent's distance to the point `standoff` pixels behind the body on
     /// the line from the goal (where a push towards the goal starts). Lost bodies cost the most.
-    pub fn cost(&self, body: Option<[f32; 2]>, agent: Option<[f32; 2]>, approach: f32, standoff: f32) -> f32 {
+    ///
+    /// With `around > 0` the agent's distance is measured round the body instead of through it:
+    /// the shortest path that keeps `around` pixels from the body's centre (a circle about the
+    /// contact distance) to the point where that circle meets the line from the goal, then
+    /// straight in to the pushing position. An agent on the goal's side of the body is then far
+    /// from its pushing position even when the straight line is short, and the cost falls
+    /// steadily as it goes round: the manoeuvre is read from the agent's imagined positions,
+    /// not from the pushes that a straight approach would imagine through the body.
+    pub fn cost(&self, body: Option<[f32; 2]>, agent: Option<[f32; 2]>, approach: f32, standoff: f32, around: f32) -> f32 {
         let d = self.distance_px(body);
         let (Some(b), Some(a)) = (body, agent) else { return d + approach * self.lost_px };
         let dir = [b[0] - self.centre[0], b[1] - self.centre[1]];
         let n = (dir[0] * dir[0] + dir[1] * dir[1]).sqrt().max(1e-3);
-        let behind = [b[0] + dir[0] / n * standoff, b[1] + dir[1] / n * standoff];
-        d + approach * ((a[0] - behind[0]).powi(2) + (a[1] - behind[1]).powi(2)).sqrt()
+        let u = [dir[0] / n, dir[1] / n];
+        d + approach * if around > 0.0 { round_distance([a[0] - b[0], a[1] - b[1]], u, standoff, around) } else { ((a[0] - b[0] - u[0] * standoff).powi(2) + (a[1] - b[1] - u[1] * standoff).powi(2)).sqrt() }
     }
 
     /// The goal body and the agent located by colour in a frame.
     pub fn locate(&self, frame: &[u8]) -> (Option<[f32; 2]>, Option<[f32; 2]>) {
         (locate(frame, self.width, self.colour), locate(frame, self.width, self.agent_colour))
     }
+}
+
+/// The length of the shortest path from `v` (the agent, relative to the body's centre) to the
+/// pushing position `standoff · u` that stays outside the circle of radius `r` about the centre
+/// until it reaches the circle's point `r · u` (`u` a unit vector pointing away from the goal).
+/// Inside the circle the agent goes round at its own distance and then radially.
+fn round_distance(v: [f32; 2], u: [f32; 2], standoff: f32, r: f32) -> f32 {
+    let d = (v[0] * v[0] + v[1] * v[1]).sqrt();
+    let cos = if d > 1e-6 { ((v[0] * u[0] + v[1] * u[1]) / d).clamp(-1.0, 1.0) } else { 1.0 };
+    let delta = cos.acos();
+    if d < r {
+        return d.max(1e-3).min(r) * delta + (d - standoff).abs();
+    }
+    // The tangent from the agent touches the circle `alpha` away from the agent's own angle.
+    let alpha = (r / d).acos();
+    let to_circle = if delta <= alpha {
+        ((v[0] - r * u[0]).powi(2) + (v[1] - r * u[1]).powi(2)).sqrt()
+    } else {
+        (d * d - r * r).sqrt() + r * (delta - alpha)
+    };
+    to_circle + (r - standoff).abs()
 }

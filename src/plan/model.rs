@@ -24,6 +24,8 @@ pub enum ModelCost {
         approach: f32,
         /// Pixels behind the body where a push starts.
         standoff: f32,
+        /// Radius (pixels) the agent's approach keeps from the body's centre (0: straight).
+        around: f32,
         /// Average the cost over the horizon's frames instead of taking the last one's.
         running: bool,
         /// The goal body's imagined displacement from where it is located in the last context
@@ -37,17 +39,29 @@ pub enum ModelCost {
         /// saturated actions (`imagined_agent_motion_ratio`; session 27 measured 0.79 on the
         /// model planner's own states).
         agent_gain: f32,
+        /// The goal body's imagined displacement is shortened by this many pixels before the
+        /// gain (0: as imagined): the model imagines the block drifting by a pixel or two
+        /// (towards the goal and along the agent's motion) where it truly stays put, and a
+        /// planner reading costs from its frames takes those ghost pushes for progress
+        /// (session 28: 1.3 px on average on the model planner's own states).
+        push_deadzone: f32,
     },
     /// Mean squared distance of the last predicted latent to this goal latent (normalised units,
     /// `C*h*w` values, from [`WorldModel::encode`] of a goal image).
     GoalLatent(Vec<f32>),
 }
 
-/// `imagined` moved away from `start` by `gain` times its imagined displacement (either missing:
-/// `imagined` as it is).
-pub fn calibrated_position(start: Option<[f32; 2]>, imagined: Option<[f32; 2]>, gain: f32) -> Option<[f32; 2]> {
+/// `imagined` moved away from `start` by `gain` times its imagined displacement, after that
+/// displacement is shortened by `deadzone` pixels (one shorter than that counts as none; either
+/// position missing: `imagined` as it is).
+pub fn calibrated_position(start: Option<[f32; 2]>, imagined: Option<[f32; 2]>, gain: f32, deadzone: f32) -> Option<[f32; 2]> {
     match (start, imagined) {
-        (Some(s), Some(b)) => Some([s[0] + gain * (b[0] - s[0]), s[1] + gain * (b[1] - s[1])]),
+        (Some(s), Some(b)) => {
+            let v = [b[0] - s[0], b[1] - s[1]];
+            let len = (v[0] * v[0] + v[1] * v[1]).sqrt();
+            let keep = if deadzone > 0.0 { (len - deadzone).max(0.0) / len.max(1e-6) } else { 1.0 };
+            Some([s[0] + gain * keep * v[0], s[1] + gain * keep * v[1]])
+        }
         _ => imagined,
     }
 }
@@ -145,10 +159,10 @@ impl Imagination for ModelImagination<'_> {
         let last = |z: &Tensor| -> candle_core::Result<Tensor> { z.narrow(1, z.dim(1)? - 1, 1)?.squeeze(1) };
         let weight = self.spread_weight;
         match &self.cost {
-            ModelCost::Task { geometry, approach, standoff, running, push_gain, agent_gain } => {
+            ModelCost::Task { geometry, approach, standoff, around, running, push_gain, agent_gain, push_deadzone } => {
                 let (from, agent_from) = self.located_start;
-                let calibrated = |b: Option<[f32; 2]>| calibrated_position(from, b, *push_gain);
-                let moved = |a: Option<[f32; 2]>| calibrated_position(agent_from, a, *agent_gain);
+                let calibrated = |b: Option<[f32; 2]>| calibrated_position(from, b, *push_gain, *push_deadzone);
+                let moved = |a: Option<[f32; 2]>| calibrated_position(agent_from, a, *agent_gain, 0.0);
                 // Every frame of every sample of every candidate (`(k * steps, C, h, w)` each), or
                 // only the last ones (`(k, C, h, w)`).
                 let all = self.every_step || *running;
@@ -170,9 +184,9 @@ impl Imagination for ModelImagination<'_> {
                             self.lost.scored += 1;
                             self.lost.body += body.is_none() as usize;
                             if *running {
-                                seq.iter().map(|&(b, a)| geometry.cost(calibrated(b), moved(a), *approach, *standoff)).sum::<f32>() / seq.len() as f32
+                                seq.iter().map(|&(b, a)| geometry.cost(calibrated(b), moved(a), *approach, *standoff, *around)).sum::<f32>() / seq.len() as f32
                             } else {
-                                geometry.cost(calibrated(body), moved(agent), *approach, *standoff)
+                                geometry.cost(calibrated(body), moved(agent), *approach, *standoff, *around)
                             }
                         })
                         .collect();

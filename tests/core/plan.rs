@@ -125,17 +125,39 @@ fn a_prior_is_proposed_and_searched_around() {
 fn a_push_gain_scales_the_imagined_displacement_and_costs_a_push_away_more() {
     use foresight::plan::model::calibrated_position;
     let (s, b) = (Some([10.0, 20.0]), Some([12.0, 19.0]));
-    assert_eq!(calibrated_position(s, b, 1.0), b);
-    assert_eq!(calibrated_position(s, b, 1.5), Some([13.0, 18.5]));
-    assert_eq!(calibrated_position(None, b, 1.5), b, "no start: as imagined");
-    assert_eq!(calibrated_position(s, None, 1.5), None, "lost stays lost");
+    assert_eq!(calibrated_position(s, b, 1.0, 0.0), b);
+    assert_eq!(calibrated_position(s, b, 1.5, 0.0), Some([13.0, 18.5]));
+    assert_eq!(calibrated_position(None, b, 1.5, 0.0), b, "no start: as imagined");
+    assert_eq!(calibrated_position(s, None, 1.5, 0.0), None, "lost stays lost");
     // A body imagined pushed 2 px away from the goal costs 1 px more with gain 1.5.
     let scene = foresight::scene::Scene::load(crate::root().join("scenes/push.ron")).unwrap();
     let g = GoalGeometry::new(&scene).unwrap();
     let start = [g.centre[0] + 15.0, g.centre[1]];
     let away = Some([start[0] + 2.0, start[1]]);
-    let cost = |gain| g.cost(calibrated_position(Some(start), away, gain), None, 0.0, 5.0);
+    let cost = |gain| g.cost(calibrated_position(Some(start), away, gain, 0.0), None, 0.0, 5.0, 0.0);
     assert!((cost(1.5) - cost(1.0) - 1.0).abs() < 1e-4, "{} vs {}", cost(1.5), cost(1.0));
+}
+
+#[test]
+fn a_push_deadzone_drops_ghost_drifts_and_shortens_real_pushes_by_its_length() {
+    use foresight::plan::model::calibrated_position;
+    let s = Some([10.0, 20.0]);
+    // A drift of 1.5 px (3-4-5 scaled) inside a 2-px dead zone: the body stays where it was.
+    assert_eq!(calibrated_position(s, Some([10.9, 21.2]), 1.0, 2.0), s);
+    // A push of 10 px keeps its direction and loses 2 px; the gain applies after.
+    let p = calibrated_position(s, Some([16.0, 28.0]), 1.0, 2.0).unwrap();
+    assert!((p[0] - 14.8).abs() < 1e-4 && (p[1] - 26.4).abs() < 1e-4, "{p:?}");
+    let q = calibrated_position(s, Some([16.0, 28.0]), 2.0, 2.0).unwrap();
+    assert!((q[0] - 19.6).abs() < 1e-4 && (q[1] - 32.8).abs() < 1e-4, "{q:?}");
+    assert_eq!(calibrated_position(s, None, 1.0, 2.0), None, "lost stays lost");
+    assert_eq!(calibrated_position(None, Some([1.0, 1.0]), 1.0, 2.0), Some([1.0, 1.0]), "no start: as imagined");
+    // Ranking: a ghost drift towards the goal no longer beats a body left in place.
+    let scene = foresight::scene::Scene::load(crate::root().join("scenes/push.ron")).unwrap();
+    let g = GoalGeometry::new(&scene).unwrap();
+    let start = [g.centre[0] + 15.0, g.centre[1]];
+    let drift = Some([start[0] - 1.5, start[1]]);
+    let cost = |dz| g.cost(calibrated_position(Some(start), drift, 1.0, dz), None, 0.0, 5.0, 0.0);
+    assert!(cost(0.0) < cost(2.0) && (cost(2.0) - g.distance_px(Some(start))).abs() < 1e-4);
 }
 
 #[test]
@@ -167,15 +189,45 @@ fn the_task_cost_prefers_the_block_in_the_goal_and_the_agent_behind_it() {
     let c = g.centre;
     assert!(g.inside(c));
     let far = [c[0] - 20.0, c[1] + 20.0];
-    assert!(g.cost(Some(c), Some(far), 0.3, 6.0) < g.cost(Some(far), Some(far), 0.3, 6.0));
+    assert!(g.cost(Some(c), Some(far), 0.3, 6.0, 0.0) < g.cost(Some(far), Some(far), 0.3, 6.0, 0.0));
     // Behind the block, seen from the goal, beats in front of it.
     let block = [c[0] - 20.0, c[1]];
     let behind = [block[0] - 6.0, block[1]];
     let front = [block[0] + 6.0, block[1]];
-    assert!(g.cost(Some(block), Some(behind), 0.3, 6.0) < g.cost(Some(block), Some(front), 0.3, 6.0));
-    assert!(g.cost(None, Some(behind), 0.3, 6.0) > g.cost(Some(block), Some(front), 0.3, 6.0), "a lost block costs the most");
+    assert!(g.cost(Some(block), Some(behind), 0.3, 6.0, 0.0) < g.cost(Some(block), Some(front), 0.3, 6.0, 0.0));
+    assert!(g.cost(None, Some(behind), 0.3, 6.0, 0.0) > g.cost(Some(block), Some(front), 0.3, 6.0, 0.0), "a lost block costs the most");
     let (r_in, ok) = g.reward(Some(c));
     assert!(ok && r_in > g.reward(Some(far)).0);
+}
+
+#[test]
+fn the_way_round_the_block_costs_its_length_and_falls_as_the_agent_goes_round() {
+    let scene = foresight::scene::Scene::load(crate::root().join("scenes/push.ron")).unwrap();
+    let g = GoalGeometry::new(&scene).unwrap();
+    let c = g.centre;
+    // The block 20 px west of the goal: its pushing position is west of it.
+    let block = [c[0] - 20.0, c[1]];
+    let (r, s) = (9.0f32, 5.0f32);
+    let at = |deg: f32, dist: f32| [block[0] - dist * deg.to_radians().cos(), block[1] + dist * deg.to_radians().sin()];
+    let approach = |agent: [f32; 2], around: f32| g.cost(Some(block), Some(agent), 1.0, s, around) - g.cost(Some(block), Some(agent), 0.0, s, around);
+    // Straight behind: the same as the straight line.
+    let behind = at(0.0, 12.0);
+    assert!((approach(behind, r) - approach(behind, 0.0)).abs() < 1e-3, "{} vs {}", approach(behind, r), approach(behind, 0.0));
+    // On the goal's side at the circle: half its circumference plus the way in.
+    let front = at(180.0, r);
+    let half_round = std::f32::consts::PI * r + (r - s);
+    assert!((approach(front, r) - half_round).abs() < 1e-2, "{} vs {half_round}", approach(front, r));
+    assert!(approach(front, r) > approach(front, 0.0) + 10.0, "the straight line goes through the block");
+    // Going round at the circle, or from farther out, the cost falls all the way to behind.
+    for dist in [r, 14.0, 25.0] {
+        let costs: Vec<f32> = (0..=18).map(|k| approach(at(180.0 - 10.0 * k as f32, dist), r)).collect();
+        assert!(costs.windows(2).all(|w| w[1] < w[0]), "at {dist} px: {costs:?}");
+    }
+    // Continuous across the circle, and symmetric about the line from the goal.
+    assert!((approach(at(90.0, r - 1e-3), r) - approach(at(90.0, r + 1e-3), r)).abs() < 1e-2);
+    assert!((approach(at(120.0, 15.0), r) - approach(at(-120.0, 15.0), r)).abs() < 1e-3);
+    // A lost agent or block still costs the most.
+    assert!(g.cost(Some(block), None, 1.0, s, r) > g.cost(Some(block), Some(front), 1.0, s, r));
 }
 
 #[test]

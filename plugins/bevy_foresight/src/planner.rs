@@ -174,7 +174,7 @@ fn collect_costs(
             if let Some(&i) = round.ids.get(&d.request_id) {
                 let cost = d.frames.first().and_then(|s| s.last()).map_or(f32::INFINITY, |f| {
                     let (body, me) = agent.geometry.locate(f);
-                    agent.geometry.cost(body, me, agent.shape.0, agent.shape.1)
+                    agent.geometry.cost(body, me, agent.shape.0, agent.shape.1, 0.0)
                 });
                 round.costs[i] = Some(cost);
             }

@@ -52,10 +52,18 @@ pub struct CostShape {
     /// last state's (errors of the model grow with the horizon; its early frames weigh as much).
     #[serde(default)]
     pub running: bool,
+    /// Measure the agent's distance to its pushing position round the body, keeping this many
+    /// pixels from its centre ([`foresight::plan::cost::GoalGeometry::cost`]; 0: straight).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub around: f32,
     /// Model imagination only: the goal body's imagined displacement is scaled by this before
     /// costing (`ModelCost::Task::push_gain`; 1: as imagined).
     #[serde(skip_serializing_if = "is_unit")]
     pub model_push_gain: f32,
+    /// Model imagination only: the goal body's imagined displacement is shortened by this many
+    /// pixels before costing (`ModelCost::Task::push_deadzone`; 0: as imagined).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub model_push_deadzone: f32,
     /// Model imagination only: the agent's imagined displacement is scaled by this before
     /// costing (`ModelCost::Task::agent_gain`; 1: as imagined).
     #[serde(skip_serializing_if = "is_unit")]
@@ -68,7 +76,7 @@ fn is_unit(x: &f32) -> bool {
 
 impl Default for CostShape {
     fn default() -> Self {
-        CostShape { approach: 0.3, standoff: 5.0, running: false, model_push_gain: 1.0, model_agent_gain: 1.0 }
+        CostShape { approach: 0.3, standoff: 5.0, around: 0.0, running: false, model_push_gain: 1.0, model_push_deadzone: 0.0, model_agent_gain: 1.0 }
     }
 }
 
@@ -137,7 +145,7 @@ impl Imagination for OracleImagination<'_> {
                 at.push((self.camera.project(s[self.geometry.body].position), self.camera.project(s[self.geometry.agent].position)));
             }
             let (shape, g) = (self.shape, self.geometry);
-            let cost = |&(body, agent): &Located| g.cost(body, agent, shape.approach, shape.standoff);
+            let cost = |&(body, agent): &Located| g.cost(body, agent, shape.approach, shape.standoff, shape.around);
             let c = match at.last() {
                 None => cost(&self.start_positions()),
                 Some(last) if !shape.running => cost(last),
@@ -493,7 +501,7 @@ pub fn run_episode<'m>(
                 let from = frames.len().saturating_sub(k);
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
-                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain, agent_gain: cfg.shape.model_agent_gain };
+                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, around: cfg.shape.around, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain, agent_gain: cfg.shape.model_agent_gain, push_deadzone: cfg.shape.model_push_deadzone };
                 let imagine = |m: &'m WorldModel| -> anyhow::Result<ModelImagination<'m>> {
                     let mut im = ModelImagination::new(m, ctx.clone(), Some(past.clone()), cfg.sampler.unwrap_or(m.meta.sampler), cost.clone(), seed ^ steps as u64)?;
                     im.samples = cfg.model_samples.max(1);

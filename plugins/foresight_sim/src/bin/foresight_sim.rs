@@ -208,6 +208,10 @@ struct PlanArgs {
     /// Cost: pixels behind the body (seen from the goal) where a push starts.
     #[arg(long, default_value_t = 5.0)]
     standoff: f32,
+    /// Cost: measure the disc's way to its pushing position round the block, keeping this many
+    /// pixels from its centre (about the contact distance; 0: the straight line).
+    #[arg(long, default_value_t = 0.0)]
+    around: f32,
     /// Cost: average it over every state of the horizon instead of taking the last state's
     /// (both imaginations; the model then decodes every imagined frame).
     #[arg(long)]
@@ -216,6 +220,11 @@ struct PlanArgs {
     /// inverse of the push ratio the audit measures on validation starts; 1: as imagined).
     #[arg(long, default_value_t = 1.0)]
     push_gain: f32,
+    /// Model imagination: shorten the block's imagined displacement by this many pixels before
+    /// costing (a shorter one counts as none): the model's ghost drifts of the block, where it
+    /// truly stays put, are not taken for pushes (0: as imagined).
+    #[arg(long, default_value_t = 0.0)]
+    push_deadzone: f32,
     /// Model imagination: scale the agent's imagined displacement by this before costing (the
     /// inverse of the agent's imagined travel ratio; 1: as imagined).
     #[arg(long, default_value_t = 1.0)]
@@ -446,7 +455,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: foresight_sim::control::budget::elites(a.candidates), method, hold: a.hold, init_std: a.init_std, prior_share: if a.prior.is_some() { a.prior_share } else { 0.0 }, ..PlannerConfig::default() },
         replan_every: a.replan_every,
         max_steps: a.max_steps,
-        shape: CostShape { approach: a.approach, standoff: a.standoff, running: a.running_cost, model_push_gain: a.push_gain, model_agent_gain: a.agent_gain },
+        shape: CostShape { approach: a.approach, standoff: a.standoff, around: a.around, running: a.running_cost, model_push_gain: a.push_gain, model_push_deadzone: a.push_deadzone, model_agent_gain: a.agent_gain },
         audit_steps: a.audit_steps,
         sampler: match &model {
             Some(m) if a.sampler_steps.is_some() || a.temperature.is_some() || a.reencode_every.is_some() || a.context_noise.is_some() => {
@@ -468,6 +477,8 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
     anyhow::ensure!(a.spread_weight.is_finite(), "--spread-weight {} must be finite", a.spread_weight);
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
     anyhow::ensure!(a.push_gain.is_finite() && a.push_gain > 0.0, "--push-gain {} must be positive", a.push_gain);
+    anyhow::ensure!(a.push_deadzone.is_finite() && a.push_deadzone >= 0.0, "--push-deadzone {} must be a length in pixels, at least 0", a.push_deadzone);
+    anyhow::ensure!(a.around.is_finite() && a.around >= 0.0, "--around {} must be a radius in pixels, at least 0", a.around);
     anyhow::ensure!(a.agent_gain.is_finite() && a.agent_gain > 0.0, "--agent-gain {} must be positive", a.agent_gain);
     let mut oracle = Oracle::new(scene.clone(), 1)?;
     let (h, w) = scene.resolution();
