@@ -200,3 +200,44 @@ fn the_planner_policy_pushes_the_block_towards_the_goal_and_explores() {
     let err = datagen(&cfg, |_| {}).unwrap_err().to_string();
     assert!(err.contains("goal") && err.contains("nogoal.ron"), "{err}");
 }
+
+#[test]
+fn the_anywhere_policy_pushes_the_block_away_from_the_goal_as_often_as_towards_it() {
+    let scene = Arc::new(Scene::load(root().join("scenes/push.ron")).unwrap());
+    let geometry = foresight::plan::cost::GoalGeometry::new(&scene).unwrap();
+    let cam = foresight::camera::PixelCamera::new(&scene.camera);
+    let at = |w: &SimWorld| cam.project(w.body_states()[geometry.body].position);
+    // Per policy: over 16 starts × 64 steps, the 8-step stretches that move the block at least
+    // 2 px, split by whether they bring it closer to the goal or take it farther away.
+    let pushes = |kind: PolicyKind| {
+        let (mut towards, mut away) = (0, 0);
+        for seed in 0..16u64 {
+            let mut world = SimWorld::new(scene.clone(), seed).unwrap();
+            let mut p = foresight_sim::policy::Policy::new(kind, seed, scene.action_dim());
+            for _ in 0..8 {
+                let before = at(&world);
+                for _ in 0..8 {
+                    let a = p.act(&world);
+                    assert!(a.iter().all(|v| (-1.0..=1.0).contains(v)), "{a:?}");
+                    world.step(&a).unwrap();
+                }
+                let after = at(&world);
+                let moved = before.zip(after).map_or(0.0, |(b, a)| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt());
+                if moved >= 2.0 {
+                    if geometry.distance_px(after) < geometry.distance_px(before) { towards += 1 } else { away += 1 }
+                }
+            }
+        }
+        (towards, away)
+    };
+    let (st, sa) = pushes(PolicyKind::Scripted);
+    let (at_, aa) = pushes(PolicyKind::Anywhere);
+    eprintln!("pushes towards / away from the goal: scripted {st} / {sa}, anywhere {at_} / {aa}");
+    assert!(sa * 5 < st, "the scripted pusher pushes towards the goal: {st} / {sa}");
+    assert!(at_ + aa >= 16, "the anywhere pusher makes contact: {at_} / {aa}");
+    assert!(aa * 3 >= at_ + aa, "a third or more of its pushes go away from the goal: {at_} / {aa}");
+    let mut a = foresight_sim::policy::Policy::new(PolicyKind::Anywhere, 3, scene.action_dim());
+    let mut b = a.clone();
+    let world = SimWorld::new(scene.clone(), 3).unwrap();
+    assert_eq!(a.act(&world), b.act(&world), "same seed, same actions");
+}

@@ -37,6 +37,12 @@ pub enum PolicyKind {
     /// weighed: the states a planner drives the scene into and the actions it asks the world
     /// model about there (DAgger-style data for the model planner). Scenes with a goal only.
     Planner,
+    /// The scripted pusher, but towards a point drawn anywhere in the arena instead of the goal
+    /// (a new one every 16 steps): contact-rich pushes in every direction, most of them not
+    /// towards the goal the frames show. The scripted and planner data push the goal body
+    /// towards the goal nearly always, and a model trained on them imagines pushes away from
+    /// the goal at a tenth of their length (session 28), which a planner then exploits.
+    Anywhere,
     /// All zeros.
     Zero,
 }
@@ -60,6 +66,7 @@ impl PolicyKind {
             PolicyKind::Scripted => "scripted",
             PolicyKind::Held => "held",
             PolicyKind::Planner => "planner",
+            PolicyKind::Anywhere => "anywhere",
             PolicyKind::Zero => "zero",
         }
     }
@@ -79,12 +86,17 @@ pub struct Policy {
     held: (Vec<f32>, usize),
     /// Planner: built on the first action (it needs the scene's goal).
     plan: Option<Box<PlannerPolicy>>,
+    /// Anywhere: the current target and the steps it still holds.
+    target: Option<(V3, usize)>,
 }
 
 type V3 = [f32; 3];
 
 /// Steps each action of the held policy lasts (the planner's default `--hold`).
 const HOLD_STEPS: usize = 4;
+
+/// Steps the anywhere policy pushes towards one target.
+const TARGET_STEPS: usize = 16;
 
 fn sub(a: V3, b: V3) -> V3 {
     [a[0] - b[0], a[1] - b[1], a[2] - b[2]]
@@ -113,7 +125,7 @@ impl Policy {
     pub fn new(kind: PolicyKind, seed: u64, dim: usize) -> Self {
         let mut rng = Rng::new(seed ^ 0x0070_6f6c_6963_79);
         let aim = rng.range(-0.4, 0.4);
-        Policy { kind, rng, ou: vec![0.0; dim], noise: 0.1, aim, held: (Vec::new(), 0), plan: None }
+        Policy { kind, rng, ou: vec![0.0; dim], noise: 0.1, aim, held: (Vec::new(), 0), plan: None, target: None }
     }
 
     /// Changes the noise of the scripted policy (fraction of each channel's range).
@@ -150,8 +162,9 @@ impl Policy {
                 self.held.0.clone()
             }
             PolicyKind::Planner => self.planned(world),
-            PolicyKind::Scripted => {
-                let base = self.scripted(world);
+            PolicyKind::Scripted | PolicyKind::Anywhere => {
+                let target = (self.kind == PolicyKind::Anywhere).then(|| self.anywhere(&scene));
+                let base = self.scripted(world, target);
                 self.ou_step(0.3, self.noise);
                 base.iter().zip(&scene.actions).zip(&self.ou).map(|((&a, ch), &n)| (a + n * (ch.high - ch.low) / 2.0).clamp(ch.low, ch.high)).collect()
             }
@@ -187,21 +200,39 @@ impl Policy {
         p.queue.pop_front().unwrap_or(mid)
     }
 
-    /// Where the agent should be heading and the desired velocity of its driven point.
-    fn scripted(&mut self, world: &SimWorld) -> Vec<f32> {
+    /// The anywhere policy's target: a point drawn uniformly within 1.4 m of the camera's
+    /// look-at point in the ground plane (the push arena), held for [`TARGET_STEPS`] steps.
+    fn anywhere(&mut self, scene: &foresight::scene::Scene) -> V3 {
+        match self.target {
+            Some((t, left)) if left > 0 => {
+                self.target = Some((t, left - 1));
+                t
+            }
+            _ => {
+                let c = scene.camera.look_at;
+                let t = [c[0] + self.rng.range(-1.4, 1.4), c[1], c[2] + self.rng.range(-1.4, 1.4)];
+                self.target = Some((t, TARGET_STEPS - 1));
+                t
+            }
+        }
+    }
+
+    /// Where the agent should be heading and the desired velocity of its driven point: towards
+    /// `towards` when given, else the scene's goal.
+    fn scripted(&mut self, world: &SimWorld, towards: Option<V3>) -> Vec<f32> {
         let scene = world.scene();
         let states = world.body_states();
         let agent = world.agent_body();
         let p_agent = states[agent].position;
         // The body to push and where to: the goal's, else the nearest object towards the centre.
         let (obj, target) = match scene.goal.as_ref().and_then(|g| Some((scene.body_index(&g.body)?, scene.region(&g.region)?.center))) {
-            Some(x) => x,
+            Some((obj, goal)) => (obj, towards.unwrap_or(goal)),
             None => {
                 let obj = (0..states.len())
                     .filter(|&i| scene.bodies[i].role == Role::Object)
                     .min_by(|&a, &b| norm(sub(states[a].position, p_agent)).total_cmp(&norm(sub(states[b].position, p_agent))))
                     .unwrap_or(agent);
-                (obj, scene.camera.look_at)
+                (obj, towards.unwrap_or(scene.camera.look_at))
             }
         };
         let desired_v = if obj == agent || scene.bodies[obj].role == Role::Agent {
