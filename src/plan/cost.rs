@@ -120,7 +120,7 @@ fn round_distance(v: [f32; 2], u: [f32; 2], standoff: f32, r: f32) -> f32 {
     let cos = if d > 1e-6 { ((v[0] * u[0] + v[1] * u[1]) / d).clamp(-1.0, 1.0) } else { 1.0 };
     let delta = cos.acos();
     if d < r {
-        return d.max(1e-3).min(r) * delta + (d - standoff).abs();
+        return d * delta + (d - standoff).abs();
     }
     // The tangent from the agent touches the circle `alpha` away from the agent's own angle.
     let alpha = (r / d).acos();
