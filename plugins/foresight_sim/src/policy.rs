@@ -200,8 +200,9 @@ impl Policy {
         p.queue.pop_front().unwrap_or(mid)
     }
 
-    /// The anywhere policy's target: a point drawn uniformly within 1.4 m of the camera's
-    /// look-at point in the ground plane (the push arena), held for [`TARGET_STEPS`] steps.
+    /// The anywhere policy's target: a point drawn uniformly in the square ±1.4 m about the
+    /// camera's look-at point in x and z (for `push`, seen from above, the arena inside its
+    /// walls), held for [`TARGET_STEPS`] steps.
     fn anywhere(&mut self, scene: &foresight::scene::Scene) -> V3 {
         match self.target {
             Some((t, left)) if left > 0 => {
