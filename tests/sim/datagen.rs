@@ -241,3 +241,53 @@ fn the_anywhere_policy_pushes_the_block_away_from_the_goal_as_often_as_towards_i
     let world = SimWorld::new(scene.clone(), 3).unwrap();
     assert_eq!(a.act(&world), b.act(&world), "same seed, same actions");
 }
+
+#[test]
+fn the_glancing_policy_turns_the_block_more_often_than_the_anywhere_policy() {
+    let scene = Arc::new(Scene::load(root().join("scenes/push.ron")).unwrap());
+    let geometry = foresight::plan::cost::GoalGeometry::new(&scene).unwrap();
+    let agent = scene.bodies.iter().position(|b| b.role == foresight::scene::Role::Agent).unwrap();
+    let yaw = |q: [f32; 4]| 2.0 * q[1].atan2(q[3]);
+    // Per policy: over 16 starts × 64 steps, the 8-step stretches that turn the block by 4° or
+    // more, and those in which the disc goes 0.4 m or more while staying within 0.9 m of the
+    // block's centre and the block moves less than 0.1 m (the disc slides past it).
+    let stretches = |kind: PolicyKind| {
+        let (mut turned, mut past) = (0, 0);
+        for seed in 0..16u64 {
+            let mut world = SimWorld::new(scene.clone(), seed).unwrap();
+            let mut p = foresight_sim::policy::Policy::new(kind, seed, scene.action_dim());
+            for _ in 0..8 {
+                let before = world.body_states();
+                let mut near = true;
+                for _ in 0..8 {
+                    let a = p.act(&world);
+                    assert!(a.iter().all(|v| (-1.0..=1.0).contains(v)), "{a:?}");
+                    world.step(&a).unwrap();
+                    let s = world.body_states();
+                    let d = [s[agent].position[0] - s[geometry.body].position[0], s[agent].position[2] - s[geometry.body].position[2]];
+                    near &= d[0].hypot(d[1]) < 0.9;
+                }
+                let after = world.body_states();
+                let mut turn = (yaw(after[geometry.body].rotation) - yaw(before[geometry.body].rotation)).abs() % std::f32::consts::FRAC_PI_2;
+                turn = turn.min(std::f32::consts::FRAC_PI_2 - turn);
+                if turn >= 4f32.to_radians() {
+                    turned += 1;
+                }
+                let moved = |i: usize| (after[i].position[0] - before[i].position[0]).hypot(after[i].position[2] - before[i].position[2]);
+                if near && moved(agent) >= 0.4 && moved(geometry.body) < 0.1 {
+                    past += 1;
+                }
+            }
+        }
+        (turned, past)
+    };
+    let (at, ap) = stretches(PolicyKind::Anywhere);
+    let (gt, gp) = stretches(PolicyKind::Glancing);
+    eprintln!("stretches that turn the block / slide past it: anywhere {at} / {ap}, glancing {gt} / {gp}");
+    assert!(gt * 2 >= at * 3, "the glancing pusher turns the block more often: {gt} vs {at}");
+    assert!(gp > ap, "the glancing pusher slides past the block more often: {gp} vs {ap}");
+    let mut a = foresight_sim::policy::Policy::new(PolicyKind::Glancing, 3, scene.action_dim());
+    let mut b = a.clone();
+    let world = SimWorld::new(scene.clone(), 3).unwrap();
+    assert_eq!(a.act(&world), b.act(&world), "same seed, same actions");
+}

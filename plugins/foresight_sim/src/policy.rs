@@ -1,7 +1,8 @@
 //! Data-collection policies: smooth random actions (Ornstein-Uhlenbeck), held random actions (the
 //! distribution a planner's candidates are drawn from), a scripted goal-seeking policy that works
 //! for every scene's action type, the oracle planner with exploration (the states a planner
-//! visits and the candidates it weighs there), and zero actions.
+//! visits and the candidates it weighs there), pushes towards random targets (anywhere), straight
+//! runs past the goal body (glancing), and zero actions.
 //!
 //! The scripted policy decides where the agent should move (behind the goal body, so that moving
 //! on pushes it to the goal region, going around it when on the wrong side), turns that into a
@@ -43,6 +44,13 @@ pub enum PolicyKind {
     /// towards the goal nearly always, and a model trained on them imagines pushes away from
     /// the goal at a tenth of their length (session 28), which a planner then exploits.
     Anywhere,
+    /// Straight runs of the disc along lines that pass the goal body at a random offset (up to
+    /// 0.7 m either side of its centre, in a random direction, at 1–3 m/s): it goes to the
+    /// line's start 1 m before the body, then runs straight on. Near the middle the run pushes
+    /// the body head-on, further out it clips a corner, turns the body and slides on past its
+    /// side, or passes it untouched. The model of session 28 imagines such glancing contacts as
+    /// head-on stops (the disc imagined at half its true travel beside the block).
+    Glancing,
     /// All zeros.
     Zero,
 }
@@ -67,6 +75,7 @@ impl PolicyKind {
             PolicyKind::Held => "held",
             PolicyKind::Planner => "planner",
             PolicyKind::Anywhere => "anywhere",
+            PolicyKind::Glancing => "glancing",
             PolicyKind::Zero => "zero",
         }
     }
@@ -88,7 +97,29 @@ pub struct Policy {
     plan: Option<Box<PlannerPolicy>>,
     /// Anywhere: the current target and the steps it still holds.
     target: Option<(V3, usize)>,
+    /// Glancing: the current run.
+    run: Option<Run>,
 }
+
+/// One straight run of the glancing policy, relative to the goal body.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// Unit direction of the run, in the floor plane.
+    dir: V3,
+    /// Signed distance of the line from the body's centre (metres).
+    offset: f32,
+    /// Speed of the run (m/s).
+    speed: f32,
+    /// Steps the run still holds.
+    left: usize,
+    /// Whether the disc has reached the start and is running.
+    running: bool,
+    /// Steps it has run.
+    ran: usize,
+}
+
+/// Steps one glancing run lasts, the way to its start included.
+const RUN_STEPS: usize = 32;
 
 type V3 = [f32; 3];
 
@@ -125,7 +156,7 @@ impl Policy {
     pub fn new(kind: PolicyKind, seed: u64, dim: usize) -> Self {
         let mut rng = Rng::new(seed ^ 0x0070_6f6c_6963_79);
         let aim = rng.range(-0.4, 0.4);
-        Policy { kind, rng, ou: vec![0.0; dim], noise: 0.1, aim, held: (Vec::new(), 0), plan: None, target: None }
+        Policy { kind, rng, ou: vec![0.0; dim], noise: 0.1, aim, held: (Vec::new(), 0), plan: None, target: None, run: None }
     }
 
     /// Changes the noise of the scripted policy (fraction of each channel's range).
@@ -162,7 +193,7 @@ impl Policy {
                 self.held.0.clone()
             }
             PolicyKind::Planner => self.planned(world),
-            PolicyKind::Scripted | PolicyKind::Anywhere => {
+            PolicyKind::Scripted | PolicyKind::Anywhere | PolicyKind::Glancing => {
                 let target = (self.kind == PolicyKind::Anywhere).then(|| self.anywhere(&scene));
                 let base = self.scripted(world, target);
                 self.ou_step(0.3, self.noise);
@@ -218,6 +249,61 @@ impl Policy {
         }
     }
 
+    /// The glancing policy's desired velocity of the disc: towards the current run's start
+    /// (round the body when it is in the way), then straight along the run.
+    fn glancing(&mut self, world: &SimWorld, p_agent: V3, p_obj: V3, reach: f32) -> V3 {
+        let scene = world.scene();
+        let (right, up, fwd) = foresight::camera::PixelCamera::new(&scene.camera).basis();
+        let start_of = |r: &Run| add(p_obj, add(scale(r.dir, -1.0), scale(unit(cross(fwd, r.dir)), r.offset)));
+        let centre = scene.camera.look_at;
+        let mut run = match self.run {
+            Some(r) if r.left > 0 => r,
+            _ => {
+                // A line whose start lies within 1.7 m of the view's centre (inside `push`'s
+                // walls), if one of eight draws gives one.
+                let mut r = None;
+                for _ in 0..8 {
+                    let a = self.rng.range(0.0, std::f32::consts::TAU);
+                    let cand = Run { dir: add(scale(right, a.cos()), scale(up, a.sin())), offset: self.rng.range(-0.7, 0.7), speed: self.rng.range(1.0, 3.0), left: RUN_STEPS, running: false, ran: 0 };
+                    let d = sub(start_of(&cand), centre);
+                    r = Some(cand);
+                    if dot(d, right).abs() < 1.7 && dot(d, up).abs() < 1.7 {
+                        break;
+                    }
+                }
+                r.unwrap_or(Run { dir: right, offset: 0.0, speed: 1.0, left: RUN_STEPS, running: false, ran: 0 })
+            }
+        };
+        run.left -= 1;
+        let side = unit(cross(fwd, run.dir));
+        let rel = sub(p_agent, p_obj);
+        let (along, lateral) = (dot(rel, run.dir), dot(rel, side));
+        let start = start_of(&run);
+        if !run.running && norm(sub(start, p_agent)) < 0.25 {
+            run.running = true;
+        }
+        let v = if run.running {
+            // Past the body by a metre, or stopped (by a wall), the run is over.
+            run.ran += 1;
+            if along > 1.0 || (run.ran > 4 && norm(world.body_states()[world.agent_body()].linvel) < 0.3) {
+                run.left = 0;
+            }
+            scale(run.dir, run.speed)
+        } else {
+            let waypoint = if along > -reach && lateral.abs() < 1.2 * reach {
+                // The body is in the way: round it on the line's side, level with the start.
+                add(p_obj, add(scale(side, 1.6 * reach * if run.offset >= 0.0 { 1.0 } else { -1.0 }), scale(run.dir, -1.0)))
+            } else {
+                start
+            };
+            let v = scale(sub(waypoint, p_agent), 3.0);
+            let n = norm(v);
+            if n > 3.0 { scale(v, 3.0 / n) } else { v }
+        };
+        self.run = Some(run);
+        sub(v, scale(fwd, dot(v, fwd)))
+    }
+
     /// Where the agent should be heading and the desired velocity of its driven point: towards
     /// `towards` when given, else the scene's goal.
     fn scripted(&mut self, world: &SimWorld, towards: Option<V3>) -> Vec<f32> {
@@ -238,6 +324,9 @@ impl Policy {
         };
         let desired_v = if obj == agent || scene.bodies[obj].role == Role::Agent {
             scale(sub(target, p_agent), 2.0)
+        } else if self.kind == PolicyKind::Glancing {
+            let reach = scene.bodies[obj].shape.bounding_radius() + scene.bodies[agent].shape.bounding_radius();
+            self.glancing(world, p_agent, states[obj].position, reach)
         } else {
             let p_obj = states[obj].position;
             let mut to_goal = sub(target, p_obj);
