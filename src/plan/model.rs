@@ -45,6 +45,12 @@ pub enum ModelCost {
         /// planner reading costs from its frames takes those ghost pushes for progress
         /// (session 28: 1.3 px on average on the model planner's own states).
         push_deadzone: f32,
+        /// When positive, a sample whose imagined agent never comes within this many pixels of
+        /// the goal body's located start (in any imagined frame) leaves the body where it was:
+        /// the model imagines the block drifting a pixel or two with the agent far from it, and
+        /// with the agent out of reach that drift is all the body term ranks (session 29). The
+        /// model then decodes every imagined frame.
+        contact_gate: f32,
     },
     /// Mean squared distance of the last predicted latent to this goal latent (normalised units,
     /// `C*h*w` values, from [`WorldModel::encode`] of a goal image).
@@ -64,6 +70,21 @@ pub fn calibrated_position(start: Option<[f32; 2]>, imagined: Option<[f32; 2]>, 
         }
         _ => imagined,
     }
+}
+
+/// Whether an agent that followed `path` (its located positions, frame by frame) stayed at least
+/// `gate` pixels from `body` (the goal body's start) all along. False without a body, a positive
+/// gate or any located agent position: nothing to judge by.
+pub fn out_of_reach(body: Option<[f32; 2]>, path: impl IntoIterator<Item = Option<[f32; 2]>>, gate: f32) -> bool {
+    let Some(b) = body else { return false };
+    let mut seen = false;
+    for a in path.into_iter().flatten() {
+        if ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt() < gate {
+            return false;
+        }
+        seen = true;
+    }
+    seen && gate > 0.0
 }
 
 /// Imagines with a world model from the current context.
@@ -159,13 +180,13 @@ impl Imagination for ModelImagination<'_> {
         let last = |z: &Tensor| -> candle_core::Result<Tensor> { z.narrow(1, z.dim(1)? - 1, 1)?.squeeze(1) };
         let weight = self.spread_weight;
         match &self.cost {
-            ModelCost::Task { geometry, approach, standoff, around, running, push_gain, agent_gain, push_deadzone } => {
+            ModelCost::Task { geometry, approach, standoff, around, running, push_gain, agent_gain, push_deadzone, contact_gate } => {
                 let (from, agent_from) = self.located_start;
                 let calibrated = |b: Option<[f32; 2]>| calibrated_position(from, b, *push_gain, *push_deadzone);
                 let moved = |a: Option<[f32; 2]>| calibrated_position(agent_from, a, *agent_gain, 0.0);
                 // Every frame of every sample of every candidate (`(k * steps, C, h, w)` each), or
                 // only the last ones (`(k, C, h, w)`).
-                let all = self.every_step || *running;
+                let all = self.every_step || *running || *contact_gate > 0.0;
                 let picked: Vec<Tensor> = futures.iter().map(|z| if all { z.flatten(0, 1) } else { last(z) }).collect::<candle_core::Result<_>>()?;
                 let per = picked.first().map_or(Ok(k), |z| z.dim(0))?.max(k);
                 let steps = per / k;
@@ -183,10 +204,13 @@ impl Imagination for ModelImagination<'_> {
                             let (body, agent) = seq[seq.len() - 1];
                             self.lost.scored += 1;
                             self.lost.body += body.is_none() as usize;
+                            // Out of the agent's reach, the body stays where it was.
+                            let stays = out_of_reach(from, seq.iter().map(|q| q.1), *contact_gate);
+                            let reached = |b: Option<[f32; 2]>| if stays { from } else { calibrated(b) };
                             if *running {
-                                seq.iter().map(|&(b, a)| geometry.cost(calibrated(b), moved(a), *approach, *standoff, *around)).sum::<f32>() / seq.len() as f32
+                                seq.iter().map(|&(b, a)| geometry.cost(reached(b), moved(a), *approach, *standoff, *around)).sum::<f32>() / seq.len() as f32
                             } else {
-                                geometry.cost(calibrated(body), moved(agent), *approach, *standoff, *around)
+                                geometry.cost(reached(body), moved(agent), *approach, *standoff, *around)
                             }
                         })
                         .collect();

@@ -161,6 +161,22 @@ fn a_push_deadzone_drops_ghost_drifts_and_shortens_real_pushes_by_its_length() {
 }
 
 #[test]
+fn a_contact_gate_judges_reach_by_every_imagined_position_of_the_agent() {
+    use foresight::plan::model::out_of_reach;
+    let body = Some([30.0, 30.0]);
+    let far = [Some([10.0, 10.0]), None, Some([12.0, 14.0]), Some([14.0, 18.0])];
+    assert!(out_of_reach(body, far, 12.0), "never within 12 px: the body stays");
+    // One frame 11 px away (the last one or any other) is a reach.
+    let mut near = far;
+    near[1] = Some([19.0, 30.0]);
+    assert!(!out_of_reach(body, near, 12.0));
+    assert!(out_of_reach(body, near, 10.0), "a smaller gate: still out of reach");
+    assert!(!out_of_reach(body, far, 0.0), "no gate");
+    assert!(!out_of_reach(None, far, 12.0), "no body start: as imagined");
+    assert!(!out_of_reach(body, [None, None], 12.0), "no agent seen: as imagined");
+}
+
+#[test]
 fn warm_start_and_seeds() {
     let cfg = PlannerConfig { horizon: 5, candidates: 64, iterations: 3, ..PlannerConfig::default() };
     let run = |seed| {

@@ -64,6 +64,10 @@ pub struct CostShape {
     /// pixels before costing (`ModelCost::Task::push_deadzone`; 0: as imagined).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub model_push_deadzone: f32,
+    /// Model imagination only: an imagined agent that never comes this many pixels near the goal
+    /// body leaves the body where it was (`ModelCost::Task::contact_gate`; 0: as imagined).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub model_contact_gate: f32,
     /// Model imagination only: the agent's imagined displacement is scaled by this before
     /// costing (`ModelCost::Task::agent_gain`; 1: as imagined).
     #[serde(skip_serializing_if = "is_unit")]
@@ -76,7 +80,7 @@ fn is_unit(x: &f32) -> bool {
 
 impl Default for CostShape {
     fn default() -> Self {
-        CostShape { approach: 0.3, standoff: 5.0, around: 0.0, running: false, model_push_gain: 1.0, model_push_deadzone: 0.0, model_agent_gain: 1.0 }
+        CostShape { approach: 0.3, standoff: 5.0, around: 0.0, running: false, model_push_gain: 1.0, model_push_deadzone: 0.0, model_contact_gate: 0.0, model_agent_gain: 1.0 }
     }
 }
 
@@ -501,7 +505,7 @@ pub fn run_episode<'m>(
                 let from = frames.len().saturating_sub(k);
                 let ctx = frames[from..].to_vec();
                 let past = actions[actions.len() + 1 - ctx.len()..].to_vec();
-                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, around: cfg.shape.around, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain, agent_gain: cfg.shape.model_agent_gain, push_deadzone: cfg.shape.model_push_deadzone };
+                let cost = ModelCost::Task { geometry: geometry.clone(), approach: cfg.shape.approach, standoff: cfg.shape.standoff, around: cfg.shape.around, running: cfg.shape.running, push_gain: cfg.shape.model_push_gain, agent_gain: cfg.shape.model_agent_gain, push_deadzone: cfg.shape.model_push_deadzone, contact_gate: cfg.shape.model_contact_gate };
                 let imagine = |m: &'m WorldModel| -> anyhow::Result<ModelImagination<'m>> {
                     let mut im = ModelImagination::new(m, ctx.clone(), Some(past.clone()), cfg.sampler.unwrap_or(m.meta.sampler), cost.clone(), seed ^ steps as u64)?;
                     im.samples = cfg.model_samples.max(1);

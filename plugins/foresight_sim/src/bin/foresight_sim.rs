@@ -225,6 +225,12 @@ struct PlanArgs {
     /// truly stays put, are not taken for pushes (0: as imagined).
     #[arg(long, default_value_t = 0.0)]
     push_deadzone: f32,
+    /// Model imagination: a candidate whose imagined disc never comes within this many pixels
+    /// of the block (in any imagined frame) leaves the block where it was: the model's ghost
+    /// drifts of a block the disc cannot reach are not taken for progress (0: as imagined; the
+    /// model then decodes every imagined frame).
+    #[arg(long, default_value_t = 0.0)]
+    contact_gate: f32,
     /// Model imagination: scale the agent's imagined displacement by this before costing (the
     /// inverse of the agent's imagined travel ratio; 1: as imagined).
     #[arg(long, default_value_t = 1.0)]
@@ -455,7 +461,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
         planner: PlannerConfig { horizon: a.horizon, candidates: a.candidates, iterations: a.iterations, elites: foresight_sim::control::budget::elites(a.candidates), method, hold: a.hold, init_std: a.init_std, prior_share: if a.prior.is_some() { a.prior_share } else { 0.0 }, ..PlannerConfig::default() },
         replan_every: a.replan_every,
         max_steps: a.max_steps,
-        shape: CostShape { approach: a.approach, standoff: a.standoff, around: a.around, running: a.running_cost, model_push_gain: a.push_gain, model_push_deadzone: a.push_deadzone, model_agent_gain: a.agent_gain },
+        shape: CostShape { approach: a.approach, standoff: a.standoff, around: a.around, running: a.running_cost, model_push_gain: a.push_gain, model_push_deadzone: a.push_deadzone, model_contact_gate: a.contact_gate, model_agent_gain: a.agent_gain },
         audit_steps: a.audit_steps,
         sampler: match &model {
             Some(m) if a.sampler_steps.is_some() || a.temperature.is_some() || a.reencode_every.is_some() || a.context_noise.is_some() => {
@@ -478,6 +484,7 @@ fn plan(a: PlanArgs, command: String) -> anyhow::Result<()> {
     cfg.planner.validate().map_err(|e| anyhow::anyhow!(e))?;
     anyhow::ensure!(a.push_gain.is_finite() && a.push_gain > 0.0, "--push-gain {} must be positive", a.push_gain);
     anyhow::ensure!(a.push_deadzone.is_finite() && a.push_deadzone >= 0.0, "--push-deadzone {} must be a length in pixels, at least 0", a.push_deadzone);
+    anyhow::ensure!(a.contact_gate.is_finite() && a.contact_gate >= 0.0, "--contact-gate {} must be a length in pixels, at least 0", a.contact_gate);
     anyhow::ensure!(a.around.is_finite() && a.around >= 0.0, "--around {} must be a radius in pixels, at least 0", a.around);
     anyhow::ensure!(a.agent_gain.is_finite() && a.agent_gain > 0.0, "--agent-gain {} must be positive", a.agent_gain);
     let mut oracle = Oracle::new(scene.clone(), 1)?;
