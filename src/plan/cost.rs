@@ -114,13 +114,16 @@ impl GoalGeometry {
 /// The length of the shortest path from `v` (the agent, relative to the body's centre) to the
 /// pushing position `standoff · u` that stays outside the circle of radius `r` about the centre
 /// until it reaches the circle's point `r · u` (`u` a unit vector pointing away from the goal).
-/// Inside the circle the agent goes round at its own distance and then radially.
+/// Inside the circle the way round is charged as along the circle (the agent touching a face of
+/// the body is inside it, and must come out to the circle to pass a corner: charged at its own
+/// distance, going round would first cost more, a barrier that held a disc against the block's
+/// goal side for 90 steps in session 29), then radially to the pushing position.
 fn round_distance(v: [f32; 2], u: [f32; 2], standoff: f32, r: f32) -> f32 {
     let d = (v[0] * v[0] + v[1] * v[1]).sqrt();
     let cos = if d > 1e-6 { ((v[0] * u[0] + v[1] * u[1]) / d).clamp(-1.0, 1.0) } else { 1.0 };
     let delta = cos.acos();
     if d < r {
-        return d * delta + (d - standoff).abs();
+        return r * delta + (d - standoff).abs();
     }
     // The tangent from the agent touches the circle `alpha` away from the agent's own angle.
     let alpha = (r / d).acos();

@@ -242,6 +242,14 @@ fn the_way_round_the_block_costs_its_length_and_falls_as_the_agent_goes_round() 
     // Continuous across the circle, and symmetric about the line from the goal.
     assert!((approach(at(90.0, r - 1e-3), r) - approach(at(90.0, r + 1e-3), r)).abs() < 1e-2);
     assert!((approach(at(120.0, 15.0), r) - approach(at(-120.0, 15.0), r)).abs() < 1e-3);
+    // Touching a face on the goal's side (8 px), coming out to the circle to pass a corner costs
+    // no more than the pixel of the way in, and going round at 8 px falls all the way.
+    for deg in [60.0f32, 90.0, 135.0, 180.0] {
+        let (touch, out) = (approach(at(deg, 8.0), r), approach(at(deg, r), r));
+        assert!(out - touch <= 1.0 + 1e-3, "at {deg}°: {touch} touching, {out} at the circle");
+    }
+    let hugging: Vec<f32> = (0..=18).map(|k| approach(at(180.0 - 10.0 * k as f32, 8.0), r)).collect();
+    assert!(hugging.windows(2).all(|w| w[1] < w[0]), "{hugging:?}");
     // A lost agent or block still costs the most.
     assert!(g.cost(Some(block), None, 1.0, s, r) > g.cost(Some(block), Some(front), 1.0, s, r));
 }
