@@ -76,7 +76,7 @@ pub fn calibrated_position(start: Option<[f32; 2]>, imagined: Option<[f32; 2]>, 
 /// `gate` pixels from `body` (the goal body's start) all along. False without a body, a positive
 /// gate or any located agent position: nothing to judge by.
 pub fn out_of_reach(body: Option<[f32; 2]>, path: impl IntoIterator<Item = Option<[f32; 2]>>, gate: f32) -> bool {
-    let Some(b) = body else { return false };
+    let Some(b) = body.filter(|_| gate > 0.0) else { return false };
     let mut seen = false;
     for a in path.into_iter().flatten() {
         if ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt() < gate {
@@ -84,7 +84,7 @@ pub fn out_of_reach(body: Option<[f32; 2]>, path: impl IntoIterator<Item = Optio
         }
         seen = true;
     }
-    seen && gate > 0.0
+    seen
 }
 
 /// Imagines with a world model from the current context.

@@ -112,9 +112,7 @@ struct Run {
     speed: f32,
     /// Steps the run still holds.
     left: usize,
-    /// Whether the disc has reached the start and is running.
-    running: bool,
-    /// Steps it has run.
+    /// Steps it has run since the disc reached its start (0: still on the way there).
     ran: usize,
 }
 
@@ -149,6 +147,11 @@ fn norm(a: V3) -> f32 {
 }
 fn unit(a: V3) -> V3 {
     scale(a, 1.0 / norm(a).max(1e-6))
+}
+/// `v` shortened to at most `max` long.
+fn capped(v: V3, max: f32) -> V3 {
+    let n = norm(v);
+    if n > max { scale(v, max / n) } else { v }
 }
 
 impl Policy {
@@ -249,29 +252,33 @@ impl Policy {
         }
     }
 
-    /// The glancing policy's desired velocity of the disc: towards the current run's start
-    /// (round the body when it is in the way), then straight along the run.
-    fn glancing(&mut self, world: &SimWorld, p_agent: V3, p_obj: V3, reach: f32) -> V3 {
-        let scene = world.scene();
+    /// The glancing policy's desired velocity of the disc (at `p_agent`, moving at `v_agent`):
+    /// towards the current run's start (round the body when it is in the way), then straight
+    /// along the run.
+    fn glancing(&mut self, scene: &foresight::scene::Scene, p_agent: V3, v_agent: V3, p_obj: V3, reach: f32) -> V3 {
         let (right, up, fwd) = foresight::camera::PixelCamera::new(&scene.camera).basis();
         let start_of = |r: &Run| add(p_obj, add(scale(r.dir, -1.0), scale(unit(cross(fwd, r.dir)), r.offset)));
-        let centre = scene.camera.look_at;
         let mut run = match self.run {
             Some(r) if r.left > 0 => r,
             _ => {
                 // A line whose start lies within 1.7 m of the view's centre (inside `push`'s
                 // walls), if one of eight draws gives one.
-                let mut r = None;
-                for _ in 0..8 {
+                let mut draw = || {
                     let a = self.rng.range(0.0, std::f32::consts::TAU);
-                    let cand = Run { dir: add(scale(right, a.cos()), scale(up, a.sin())), offset: self.rng.range(-0.7, 0.7), speed: self.rng.range(1.0, 3.0), left: RUN_STEPS, running: false, ran: 0 };
-                    let d = sub(start_of(&cand), centre);
-                    r = Some(cand);
-                    if dot(d, right).abs() < 1.7 && dot(d, up).abs() < 1.7 {
+                    Run { dir: add(scale(right, a.cos()), scale(up, a.sin())), offset: self.rng.range(-0.7, 0.7), speed: self.rng.range(1.0, 3.0), left: RUN_STEPS, ran: 0 }
+                };
+                let inside = |r: &Run| {
+                    let d = sub(start_of(r), scene.camera.look_at);
+                    dot(d, right).abs() < 1.7 && dot(d, up).abs() < 1.7
+                };
+                let mut r = draw();
+                for _ in 1..8 {
+                    if inside(&r) {
                         break;
                     }
+                    r = draw();
                 }
-                r.unwrap_or(Run { dir: right, offset: 0.0, speed: 1.0, left: RUN_STEPS, running: false, ran: 0 })
+                r
             }
         };
         run.left -= 1;
@@ -279,13 +286,10 @@ impl Policy {
         let rel = sub(p_agent, p_obj);
         let (along, lateral) = (dot(rel, run.dir), dot(rel, side));
         let start = start_of(&run);
-        if !run.running && norm(sub(start, p_agent)) < 0.25 {
-            run.running = true;
-        }
-        let v = if run.running {
+        let v = if run.ran > 0 || norm(sub(start, p_agent)) < 0.25 {
             // Past the body by a metre, or stopped (by a wall), the run is over.
             run.ran += 1;
-            if along > 1.0 || (run.ran > 4 && norm(world.body_states()[world.agent_body()].linvel) < 0.3) {
+            if along > 1.0 || (run.ran > 4 && norm(v_agent) < 0.3) {
                 run.left = 0;
             }
             scale(run.dir, run.speed)
@@ -296,9 +300,7 @@ impl Policy {
             } else {
                 start
             };
-            let v = scale(sub(waypoint, p_agent), 3.0);
-            let n = norm(v);
-            if n > 3.0 { scale(v, 3.0 / n) } else { v }
+            capped(scale(sub(waypoint, p_agent), 3.0), 3.0)
         };
         self.run = Some(run);
         sub(v, scale(fwd, dot(v, fwd)))
@@ -326,7 +328,7 @@ impl Policy {
             scale(sub(target, p_agent), 2.0)
         } else if self.kind == PolicyKind::Glancing {
             let reach = scene.bodies[obj].shape.bounding_radius() + scene.bodies[agent].shape.bounding_radius();
-            self.glancing(world, p_agent, states[obj].position, reach)
+            self.glancing(scene, p_agent, states[agent].linvel, states[obj].position, reach)
         } else {
             let p_obj = states[obj].position;
             let mut to_goal = sub(target, p_obj);
@@ -349,10 +351,8 @@ impl Policy {
             } else {
                 behind
             };
-            let mut v = scale(sub(waypoint, p_agent), 3.0);
-            v = sub(v, scale(fwd, dot(v, fwd)));
-            let n = norm(v);
-            if n > 3.0 { scale(v, 3.0 / n) } else { v }
+            let v = scale(sub(waypoint, p_agent), 3.0);
+            capped(sub(v, scale(fwd, dot(v, fwd))), 3.0)
         };
         let lin = states[agent].linvel;
         let mass = scene.bodies[agent].mass;
